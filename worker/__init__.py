@@ -1,0 +1,1 @@
+"""Streaming ledger for customer credit balances."""

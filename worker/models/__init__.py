@@ -1,0 +1,1 @@
+"""pydantic shapes at the edges: inbound envelopes, outbound records, dead letters."""
