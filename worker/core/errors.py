@@ -16,6 +16,8 @@ class ErrorCode(StrEnum):
     INVALID_AMOUNT = "invalid_amount"
     LIVEMODE_MISMATCH = "livemode_mismatch"
     INITIAL_AFTER_TRANSACTIONS = "initial_after_transactions"
+    INTERNAL_ERROR = "internal_error"
+    """Not a contract check: a bug in the worker. The input is kept for replay."""
 
 
 class LedgerError(Exception):

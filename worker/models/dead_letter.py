@@ -47,3 +47,17 @@ def encode_bytes(data: bytes) -> tuple[str, Literal["utf-8", "base64"]]:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         return base64.b64encode(data).decode("ascii"), "base64"
+
+
+def dead_letter(
+    code: ErrorCode, message: str, source: DeadLetterSource, payload: bytes | None, failed_at: int
+) -> DeadLetter:
+    """The dead letter of an input that failed with `code`; `failed_at` is unix seconds."""
+    text, encoding = (None, "utf-8") if payload is None else encode_bytes(payload)
+    return DeadLetter(
+        error=DeadLetterError(code=code, message=message),
+        source=source,
+        payload=text,
+        payload_encoding=encoding,
+        failed_at=failed_at,
+    )

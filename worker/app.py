@@ -1,0 +1,36 @@
+"""The Faust app, built from settings."""
+
+import faust
+
+from worker.settings import Settings
+from worker.streams.agents import Pipeline
+from worker.streams.tables import CustomerTable
+from worker.streams.topics import DLQ_MAX_MESSAGE_BYTES, build_topics
+
+
+def create_app(settings: Settings) -> faust.App:
+    """A Faust app with its topics, the customers table and both agents."""
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap_servers.split(",")],
+        datadir=str(settings.data_dir),
+        store=settings.store,
+        processing_guarantee=settings.processing_guarantee,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
+        broker_commit_interval=settings.commit_interval_s,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        producer_max_request_size=DLQ_MAX_MESSAGE_BYTES + 1024 * 1024,
+        producer_request_timeout=30.0,
+        stream_publish_on_commit=False,
+        web_port=settings.web_port,
+        web_bind=settings.web_bind,
+        consumer_auto_offset_reset="earliest",
+    )
+    topics = build_topics(app, settings)
+    table = CustomerTable(app, settings.partitions)
+    pipeline = Pipeline(settings, topics, table)
+    app.agent(topics.sources, name="ingest", concurrency=1)(pipeline.ingest)
+    app.agent(topics.by_customer, name="ledger", concurrency=1)(pipeline.ledger)
+    return app

@@ -1,0 +1,74 @@
+"""Settings from the environment (prefix `BALANCE_`), checked at start."""
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from worker.core.decode import DEFAULT_MAX_PAYLOAD_BYTES
+from worker.core.ledger import DEFAULT_DEDUPE_RETENTION_S
+
+TopicName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")]
+Seconds = Annotated[float, Field(gt=0)]
+
+ENV_PREFIX = "BALANCE_"
+
+
+class Settings(BaseSettings):
+    """Every knob of the worker; each is `BALANCE_<NAME>` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    kafka_bootstrap_servers: Annotated[str, Field(min_length=1)] = "localhost:9092"
+    app_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+$")] = "customer-balances"
+    data_dir: Path = Path("./balance-data")
+    web_port: Annotated[int, Field(ge=1, le=65535)] = 6066
+    web_bind: str = "0.0.0.0"
+
+    topic_invoice_events: TopicName = "billing.invoice.events"
+    topic_credit_note_events: TopicName = "billing.credit_note.events"
+    topic_checkout_events: TopicName = "billing.checkout.events"
+    topic_balance_commands: TopicName = "billing.balance.commands"
+    topic_transactions: TopicName = "billing.customer_balance_transactions"
+    topic_summaries: TopicName = "billing.credit_balance_summaries"
+    topic_dlq: TopicName = "billing.balance.dlq"
+
+    partitions: Annotated[int, Field(ge=1, le=1024)] = 8
+    replication_factor: Annotated[int, Field(ge=1, le=16)] = 1
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    session_timeout_s: Seconds = 30.0
+    heartbeat_interval_s: Seconds = 3.0
+    commit_interval_s: Seconds = 2.8
+    store: Literal["memory://", "rocksdb://"] = "memory://"
+
+    batch_max: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    batch_within_s: Seconds = 0.01
+    max_payload_bytes: Annotated[int, Field(ge=1024)] = DEFAULT_MAX_PAYLOAD_BYTES
+    dedupe_retention_s: Annotated[int, Field(ge=0)] = DEFAULT_DEDUPE_RETENTION_S
+
+    @property
+    def input_topics(self) -> tuple[str, ...]:
+        """The four topics the worker reads."""
+        return (
+            self.topic_invoice_events,
+            self.topic_credit_note_events,
+            self.topic_checkout_events,
+            self.topic_balance_commands,
+        )
+
+
+class SettingsError(SystemExit):
+    """Invalid settings: stops the worker with a message naming each setting."""
+
+
+def load_settings() -> Settings:
+    """Read the settings, or raise `SettingsError` naming the bad variables."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = [
+            f"invalid setting {ENV_PREFIX}{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors(include_input=False, include_url=False)
+        ]
+        raise SettingsError("\n".join(lines)) from None

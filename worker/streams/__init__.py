@@ -1,0 +1,1 @@
+"""The Faust shell: topics, tables and agents. The only Faust-aware code."""

@@ -1,0 +1,133 @@
+"""The two agents: route inputs by customer, then apply them to the ledger.
+
+`ingest` reads the four input topics as raw bytes. It dead-letters what is not
+a valid envelope, drops unhandled types (counted), and forwards the rest,
+unchanged, to the internal by-customer topic keyed by customer.
+
+`ledger` reads the by-customer topic, which is co-partitioned with the
+customers table. For each batch it applies every event to the customer's state
+with the pure core, publishes the transactions, summaries and dead letters,
+waits for their acks, and only then writes each touched customer's entry once,
+waiting for that ack too. A crash at any point therefore either replays the
+batch from the old state (sending identical records again) or finds the new
+state, whose remembered event ids skip the batch.
+"""
+
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import cast
+
+from faust import Stream
+from faust.types import EventT, StreamT
+
+from worker.core.decode import decode
+from worker.core.errors import ErrorCode, LedgerError
+from worker.core.ledger import Outcome, Result, apply, customer_of, is_handled
+from worker.core.state import CustomerState
+from worker.metrics import EVENTS, TRANSACTIONS
+from worker.models.dead_letter import dead_letter
+from worker.settings import Settings
+from worker.streams.publish import Record, publish
+from worker.streams.source import Source
+from worker.streams.tables import CustomerTable
+from worker.streams.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Batch:
+    """The records one batch of input sends, and the entries it writes."""
+
+    records: list[Record] = field(default_factory=list)
+    entries: dict[bytes, tuple[int, CustomerState]] = field(default_factory=dict)
+
+
+class Pipeline:
+    """Per-batch handling of both agents; every failure becomes a dead letter."""
+
+    def __init__(self, settings: Settings, topics: Topics, table: CustomerTable) -> None:
+        self.settings = settings
+        self.topics = topics
+        self.table = table
+
+    async def ingest(self, stream: StreamT[bytes]) -> None:
+        """Agent body: inputs → by-customer topic (or the DLQ)."""
+        await self.topics.declare_outputs()
+        async for events in self._batches(stream):
+            batch = Batch()
+            for event in events:
+                self._route(event, batch)
+            await publish(batch.records)
+
+    async def ledger(self, stream: StreamT[bytes]) -> None:
+        """Agent body: by-customer topic → transactions, summaries, DLQ and the table."""
+        await self.topics.declare_outputs()
+        async for events in self._batches(stream):
+            batch = Batch()
+            for event in events:
+                self._apply(event, batch)
+            await publish(batch.records)
+            await self.table.commit(batch.entries)
+
+    def _batches(self, stream: StreamT[bytes]) -> AsyncIterator[Sequence[EventT[bytes]]]:
+        """Batches of events; Faust acks a batch once the body that handled it returns."""
+        within = self.settings.batch_within_s
+        return cast("Stream[bytes]", stream).take_events(self.settings.batch_max, within=within)
+
+    def _route(self, event: EventT[bytes], batch: Batch) -> None:
+        payload = event.message.value
+        try:
+            envelope = decode(payload, self.settings.max_payload_bytes)
+            if not is_handled(envelope.type):
+                EVENTS.labels(Outcome.SKIPPED_UNHANDLED, "").inc()
+                return
+            customer = customer_of(envelope)
+            if customer is None:
+                self._count(apply(None, envelope))
+                return
+        except Exception as exc:
+            self._reject(event, exc, batch)
+            return
+        header = Source.of(event).header()
+        batch.records.append(Record(self.topics.by_customer, customer.encode(), payload, header))
+
+    def _apply(self, event: EventT[bytes], batch: Batch) -> None:
+        key = event.message.key
+        try:
+            if key is None:
+                raise ValueError("a by-customer record has no key")
+            envelope = decode(event.message.value, self.settings.max_payload_bytes)
+            pending = batch.entries.get(key)
+            state = pending[1] if pending else self.table.get(key)
+            result = apply(state, envelope, dedupe_retention_s=self.settings.dedupe_retention_s)
+        except Exception as exc:
+            self._reject(event, exc, batch)
+            return
+        self._count(result)
+        if result.state is not None:
+            batch.entries[key] = (event.message.partition, result.state)
+        for txn in result.transactions:
+            batch.records.append(Record(self.topics.transactions, key, txn.model_dump_json().encode()))
+            TRANSACTIONS.labels(txn.type, txn.currency).inc()
+        if result.summary is not None:
+            batch.records.append(Record(self.topics.summaries, key, result.summary.model_dump_json().encode()))
+
+    def _reject(self, event: EventT[bytes], exc: Exception, batch: Batch) -> None:
+        if isinstance(exc, LedgerError):
+            code, message = exc.code, exc.message
+        else:
+            code, message = ErrorCode.INTERNAL_ERROR, f"{type(exc).__name__} while applying the event"
+            log.exception(
+                "unexpected error on %s[%d]@%d", event.message.topic, event.message.partition, event.message.offset
+            )
+        source = Source.of(event)
+        letter = dead_letter(code, message, source.dead_letter_source(), event.message.value, int(time.time()))
+        batch.records.append(Record(self.topics.dlq, source.key, letter.model_dump_json().encode()))
+        EVENTS.labels("dlq", code).inc()
+
+    @staticmethod
+    def _count(result: Result) -> None:
+        EVENTS.labels(result.outcome, "").inc()

@@ -1,0 +1,58 @@
+"""Send records and wait for the broker's acks, retrying until they land.
+
+An exception must never escape an agent (Faust would ack, and so skip, the
+message), so a failed send is retried with backoff. A retry may send a record
+again, but always an identical one.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from faust.types import TopicT
+
+from worker.metrics import PUBLISH_RETRIES
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One record to send."""
+
+    topic: TopicT
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, bytes] = field(default_factory=dict)
+
+
+async def until_acked(send_all: Callable[[], Awaitable[Sequence[Any]]], what: str) -> None:
+    """Run `send_all` (which returns futures of broker acks) until every ack arrives."""
+    backoff = 0.1
+    while True:
+        try:
+            futures = await send_all()
+            await asyncio.gather(*futures)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # any send failure is retried, never dropped
+            PUBLISH_RETRIES.inc()
+            log.warning("sending %s failed (%s: %s); retrying in %.1fs", what, type(exc).__name__, exc, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+
+async def publish(records: Sequence[Record]) -> None:
+    """Send the records, in order, and wait until the broker acknowledged all of them."""
+    if not records:
+        return
+
+    async def send_all() -> list[Any]:
+        return [await r.topic.send(key=r.key, value=r.value, headers=r.headers or None) for r in records]
+
+    await until_acked(send_all, f"{len(records)} records")
