@@ -5,12 +5,31 @@ import faust
 from worker.settings import Settings
 from worker.streams.agents import Pipeline
 from worker.streams.tables import CustomerTable
-from worker.streams.topics import DLQ_MAX_MESSAGE_BYTES, build_topics
+from worker.streams.topics import DLQ_MAX_MESSAGE_BYTES, Topics, build_topics, create_topics
 
 
-def create_app(settings: Settings) -> faust.App:
+class LedgerApp(faust.App):
+    """A Faust app that creates its topics before its consumer subscribes.
+
+    Faust declares internal topics only while subscribing, so the group's first
+    assignment can miss a topic created a moment earlier; creating them all up
+    front avoids that, and creates the outputs (the summaries compacted) too.
+    """
+
+    settings: Settings
+    ledger_topics: Topics
+
+    async def on_first_start(self) -> None:
+        """Create the topics, then start as usual."""
+        await create_topics(
+            self.settings.kafka_bootstrap_servers, self.ledger_topics.new_topics(self.settings.replication_factor)
+        )
+        await super().on_first_start()
+
+
+def create_app(settings: Settings) -> LedgerApp:
     """A Faust app with its topics, the customers table and both agents."""
-    app = faust.App(
+    app = LedgerApp(
         settings.app_id,
         broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap_servers.split(",")],
         datadir=str(settings.data_dir),
@@ -29,6 +48,7 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
     )
     topics = build_topics(app, settings)
+    app.settings, app.ledger_topics = settings, topics
     table = CustomerTable(app, settings.partitions)
     pipeline = Pipeline(settings, topics, table)
     app.agent(topics.sources, name="ingest", concurrency=1)(pipeline.ingest)

@@ -55,7 +55,6 @@ class Pipeline:
 
     async def ingest(self, stream: StreamT[bytes]) -> None:
         """Agent body: inputs → by-customer topic (or the DLQ)."""
-        await self.topics.declare_outputs()
         async for events in self._batches(stream):
             batch = Batch()
             for event in events:
@@ -64,7 +63,6 @@ class Pipeline:
 
     async def ledger(self, stream: StreamT[bytes]) -> None:
         """Agent body: by-customer topic → transactions, summaries, DLQ and the table."""
-        await self.topics.declare_outputs()
         async for events in self._batches(stream):
             batch = Batch()
             for event in events:

@@ -1,11 +1,16 @@
-"""The worker's topics, built from settings."""
+"""The worker's topics, built from settings, and their creation at start."""
 
+import logging
 from dataclasses import dataclass
 
 import faust
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
 from faust.types import TopicT
 
 from worker.settings import Settings
+
+log = logging.getLogger(__name__)
 
 DLQ_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 """The dead-letter topic keeps whole payloads, so it accepts large records."""
@@ -21,10 +26,33 @@ class Topics:
     summaries: TopicT
     dlq: TopicT
 
-    async def declare_outputs(self) -> None:
-        """Create the output topics when missing; existing ones are left as they are."""
-        for topic in (self.transactions, self.summaries, self.dlq):
-            await topic.maybe_declare()
+    def new_topics(self, replication_factor: int) -> list[NewTopic]:
+        """Every topic with its partitions and configuration, for the admin client."""
+        out = []
+        for topic in (self.sources, self.by_customer, self.transactions, self.summaries, self.dlq):
+            config = dict(topic.config or {})
+            if topic.compacting:
+                config["cleanup.policy"] = "compact"
+            for name in topic.topics:
+                out.append(NewTopic(name, topic.partitions or 1, replication_factor, topic_configs=config))
+        return out
+
+
+async def create_topics(bootstrap_servers: str, new_topics: list[NewTopic]) -> None:
+    """Create the missing topics before the consumer subscribes; existing ones are left as they are."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in new_topics if t.name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                log.info("another worker created the topics first")
+            log.info("created topics: %s", ", ".join(t.name for t in missing))
+    finally:
+        await admin.close()
 
 
 def build_topics(app: faust.App, settings: Settings) -> Topics:
