@@ -127,7 +127,7 @@ def apply(
         )
     legs, after = _RULES[envelope.type](before, obj)
     transactions, after = _post(after, customer, envelope, legs)
-    after = _remember(after, envelope, dedupe_retention_s)
+    after = _remember(replace(after, livemode=envelope.livemode), envelope, dedupe_retention_s)
     summary = None
     if transactions:
         summary = summarise(customer, after)
@@ -219,7 +219,7 @@ def _post(
                 type=leg.type,
             )
         )
-    return tuple(out), replace(state, balances=balances, livemode=envelope.livemode)
+    return tuple(out), replace(state, balances=balances)
 
 
 def _remember(state: CustomerState, envelope: Envelope, retention_s: int) -> CustomerState:

@@ -45,8 +45,8 @@ class CustomerState:
     """One customer's ledgers and per-object memory.
 
     `balances` has an entry per currency the customer has a ledger in; a
-    ledger exists once it has a transaction. `livemode` is that of the
-    ledgers (None until the first one). `seen` maps applied event ids to
+    ledger exists once it has a transaction. `livemode` is pinned by the
+    customer's first applied event (None until then). `seen` maps applied event ids to
     their `created`.
     """
 
