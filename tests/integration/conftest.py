@@ -12,10 +12,18 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from tests.support.collector import Collector
-from tests.support.oracle import Source
-from tests.support.worker_process import Names, WorkerProcess
 from worker.brokers.kafka import KafkaBroker, fetch_libs
+from worker.harness.collector import Collector
+from worker.harness.oracle import Source
+from worker.harness.worker_process import Names, WorkerProcess
+
+WORKER_SETTINGS = {
+    "PARTITIONS": "4",
+    "SESSION_TIMEOUT_S": "6",
+    "HEARTBEAT_INTERVAL_S": "1",
+    "COMMIT_INTERVAL_S": "0.5",
+}
+"""Settings of every test worker (BALANCE_ prefix left out): short timeouts, few partitions."""
 
 
 @pytest.fixture(scope="session")
@@ -58,9 +66,10 @@ class Rig:
     collector: Collector
     workers: list[WorkerProcess] = field(default_factory=list)
 
-    def worker(self, **env: str) -> WorkerProcess:
-        """A new (not yet started) worker process of this test's app."""
-        proc = WorkerProcess(self.kafka.bootstrap, self.names, self.workdir / f"w{len(self.workers)}", dict(env))
+    def worker(self, **settings: str) -> WorkerProcess:
+        """A new (not yet started) worker process of this test's app; `settings` override `WORKER_SETTINGS`."""
+        merged = {**self.names.settings(), **WORKER_SETTINGS, **settings}
+        proc = WorkerProcess(self.kafka.bootstrap, self.workdir / f"w{len(self.workers)}", merged)
         self.workers.append(proc)
         return proc
 

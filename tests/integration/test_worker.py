@@ -7,7 +7,7 @@ from pathlib import Path
 import orjson
 
 from tests.integration.conftest import Rig
-from tests.support.oracle import Report, check, expect
+from worker.harness.oracle import Report, check, expect
 from worker.sample import command, envelope, every_type, mixed
 
 ALL_TYPES = {

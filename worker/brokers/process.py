@@ -89,7 +89,7 @@ def probe(host: str, port: int, timeout: float = 2.0) -> bool:
         return False
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def die_with_parent() -> None:  # runs in the child between fork and exec
     if _prctl is not None:
         _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
@@ -164,7 +164,7 @@ class BrokerProcess(abc.ABC):
                 env=self.env(),
                 start_new_session=True,  # a terminal ^C reaches the test runner, which stops us cleanly
                 # PDEATHSIG follows the forking *thread*: only safe to ask for from the main thread.
-                preexec_fn=_die_with_parent if threading.current_thread() is threading.main_thread() else None,
+                preexec_fn=die_with_parent if threading.current_thread() is threading.main_thread() else None,
             )
         _LIVE.add(self)
         self._wait_ready(began + self.start_timeout)

@@ -53,5 +53,5 @@ class TansuBroker(BrokerProcess):
         ]
 
     def env(self) -> dict[str, str]:
-        """Our environment minus Tansu's own settings."""
-        return {k: v for k, v in os.environ.items() if k not in _TANSU_ENV}
+        """Our environment minus Tansu's own settings, with plain (uncoloured) log lines."""
+        return {**{k: v for k, v in os.environ.items() if k not in _TANSU_ENV}, "NO_COLOR": "1"}

@@ -5,6 +5,7 @@ share a key, and so a partition, so this order is the order the worker sees.
 """
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,9 +29,15 @@ class Expected:
     summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
     dead_letters: dict[Source, str] = field(default_factory=dict)
     outcomes: Counter[str] = field(default_factory=Counter)
+    summary_count: int = 0
+
+    @property
+    def skipped(self) -> int:
+        """Inputs skipped as duplicates or unhandled types."""
+        return self.outcomes[Outcome.SKIPPED_DUPLICATE] + self.outcomes[Outcome.SKIPPED_UNHANDLED]
 
 
-def expect(inputs: list[tuple[Source, bytes | None, bytes | None]]) -> Expected:
+def expect(inputs: Sequence[tuple[Source, bytes | None, bytes | None]]) -> Expected:
     """Run the inputs through the pure core, one state per customer."""
     states: dict[str, CustomerState] = {}
     out = Expected()
@@ -54,6 +61,7 @@ def expect(inputs: list[tuple[Source, bytes | None, bytes | None]]) -> Expected:
             out.order.append(txn.id)
         if result.summary is not None and customer is not None:
             out.summaries[customer] = orjson.loads(result.summary.model_dump_json())
+            out.summary_count += 1
     return out
 
 

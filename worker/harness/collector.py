@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from tests.support.worker_process import Names
+from worker.harness.worker_process import Names
 
 
 @dataclass
