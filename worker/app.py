@@ -6,6 +6,7 @@ from worker.settings import Settings
 from worker.streams.agents import Pipeline
 from worker.streams.tables import CustomerTable
 from worker.streams.topics import DLQ_MAX_MESSAGE_BYTES, Topics, build_topics, create_topics
+from worker.web import metrics
 
 
 class LedgerApp(faust.App):
@@ -53,4 +54,5 @@ def create_app(settings: Settings) -> LedgerApp:
     pipeline = Pipeline(settings, topics, table)
     app.agent(topics.sources, name="ingest", concurrency=1)(pipeline.ingest)
     app.agent(topics.by_customer, name="ledger", concurrency=1)(pipeline.ledger)
+    metrics.register(app)
     return app

@@ -12,25 +12,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from worker.demo import story
+from worker.models.records import TransactionType
 
-ALL_TYPES = {
-    "adjustment",
-    "applied_to_invoice",
-    "checkout_session_subscription_payment",
-    "checkout_session_subscription_payment_canceled",
-    "credit_note",
-    "initial",
-    "invoice_overpaid",
-    "invoice_too_large",
-    "invoice_too_small",
-    "migration",
-    "unapplied_from_invoice",
-    "unspent_receiver_credit",
-}
+ALL_TYPES = set(get_args(TransactionType))
 TIMEOUT_S = 180
 
 

@@ -1,30 +1,34 @@
 """The worker end to end on Apache Kafka: every rule, bad input, duplicates, restarts and kill -9."""
 
+import asyncio
 import base64
 import json
 from pathlib import Path
+from typing import get_args
 
+import aiohttp
 import orjson
 
 from tests.integration.conftest import Rig
 from worker.harness.oracle import Report, check, expect
+from worker.models.records import TransactionType
 from worker.sample import command, envelope, every_type, mixed
 
-ALL_TYPES = {
-    "adjustment",
-    "applied_to_invoice",
-    "checkout_session_subscription_payment",
-    "checkout_session_subscription_payment_canceled",
-    "credit_note",
-    "initial",
-    "invoice_overpaid",
-    "invoice_too_large",
-    "invoice_too_small",
-    "migration",
-    "unapplied_from_invoice",
-    "unspent_receiver_credit",
-}
+ALL_TYPES = set(get_args(TransactionType))
 TIMEOUT = 120.0
+
+
+async def wait_for_metric(port: int, line: str, timeout: float = 30.0) -> str:
+    """Poll the worker's /metrics page until it shows `line` (a counter moves when a batch is done)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with aiohttp.ClientSession() as session:
+        while True:
+            async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+                text = await response.text()
+            if line in text.splitlines() or asyncio.get_running_loop().time() > deadline:
+                assert line in text.splitlines(), text
+                return text
+            await asyncio.sleep(0.2)
 
 
 async def settle(rig: Rig, timeout: float = TIMEOUT) -> Report:
@@ -51,7 +55,7 @@ async def settle(rig: Rig, timeout: float = TIMEOUT) -> Report:
 
 
 async def test_every_rule_on_every_input_topic(rig: Rig, shared_dir: Path) -> None:
-    rig.worker().start()
+    proc = rig.worker().start()
     topics = ["invoice_events", "credit_note_events", "checkout_events", "balance_commands"]
     for i, setting in enumerate(topics):
         customer = f"cus_rule{i}"
@@ -79,6 +83,12 @@ async def test_every_rule_on_every_input_topic(rig: Rig, shared_dir: Path) -> No
     expanded_txn = next(t for t in rig.collector.output.transactions if t["customer"] == "cus_x")
     assert (expanded_txn["amount"], expanded_txn["currency"]) == (-100, "usd")
     assert not rig.collector.output.dead_letters
+    unhandled = envelope("evt_unhandled", "customer.updated", {"id": "cus_x", "object": "customer"}, 1_700_000_000)
+    await rig.producer.send(rig.topic("invoice_events"), b"cus_x", orjson.dumps(unhandled))
+    metrics = await wait_for_metric(proc.web_port, 'balance_events_total{code="",outcome="skipped_unhandled"} 1.0')
+    applied = sum(1 for e in expect(rig.producer.sent).outcomes.elements() if e == "applied")
+    assert f'balance_events_total{{code="",outcome="applied"}} {applied}.0' in metrics
+    assert 'balance_transactions_total{currency="jpy",type="invoice_too_large"} 4.0' in metrics
 
 
 async def test_bad_input_lands_in_the_dlq_with_its_payload(rig: Rig) -> None:

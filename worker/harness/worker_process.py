@@ -66,6 +66,7 @@ class WorkerProcess:
     loglevel: str = "info"
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    web_port: int = 0
 
     @property
     def log_path(self) -> Path:
@@ -88,7 +89,7 @@ class WorkerProcess:
         settings = {
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
             "DATA_DIR": str(self.workdir / "data"),
-            "WEB_PORT": str(free_ports()[0]),
+            "WEB_PORT": str(self.web_port),
             "WEB_BIND": "127.0.0.1",
             **self.settings,
         }
@@ -102,6 +103,7 @@ class WorkerProcess:
             raise RuntimeError("the worker is already running")
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.starts += 1
+        self.web_port = int(self.settings.get("WEB_PORT") or free_ports()[0])
         with self.log_path.open("ab") as log:
             log.write(f"\n===== start {self.starts} =====\n".encode())
             log.flush()

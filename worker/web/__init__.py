@@ -1,0 +1,1 @@
+"""HTTP pages served by the worker's Faust web server."""
