@@ -1,9 +1,12 @@
 """The Faust app, built from settings."""
 
 import faust
+from mode.utils.objects import cached_property
+from mode.utils.queues import FlowControlEvent
 
 from worker.settings import Settings
 from worker.streams.agents import Pipeline
+from worker.streams.flow_control import KeepQueuedOnResume
 from worker.streams.tables import CustomerTable
 from worker.streams.topics import DLQ_MAX_MESSAGE_BYTES, Topics, build_topics, create_topics
 from worker.web import metrics
@@ -19,6 +22,11 @@ class LedgerApp(faust.App):
 
     settings: Settings
     ledger_topics: Topics
+
+    @cached_property
+    def flow_control(self) -> FlowControlEvent:
+        """Flow control that keeps events already queued for a stream (see `flow_control`)."""
+        return KeepQueuedOnResume(loop=self.loop)
 
     async def on_first_start(self) -> None:
         """Create the topics, then start as usual."""

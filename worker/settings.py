@@ -43,7 +43,6 @@ class Settings(BaseSettings):
     store: Literal["memory://", "rocksdb://"] = "memory://"
 
     batch_max: Annotated[int, Field(ge=1, le=100_000)] = 1000
-    batch_within_s: Seconds = 0.01
     max_payload_bytes: Annotated[int, Field(ge=1024)] = DEFAULT_MAX_PAYLOAD_BYTES
     dedupe_retention_s: Annotated[int, Field(ge=0)] = DEFAULT_DEDUPE_RETENTION_S
 

@@ -10,6 +10,7 @@ import aiohttp
 import orjson
 
 from tests.integration.conftest import Rig
+from worker.harness.collector import Output
 from worker.harness.oracle import Report, check, expect
 from worker.models.records import TransactionType
 from worker.sample import command, envelope, every_type, mixed
@@ -47,6 +48,12 @@ async def settle(rig: Rig, timeout: float = TIMEOUT) -> Report:
     try:
         await rig.collector.wait_until(complete, timeout, "every expected output")
     except AssertionError:
+        out = rig.collector.output
+        report = check(expected, out.transactions, out.summaries, out.dead_letters)
+        print(
+            f"missing {len(report.missing)}: {report.missing[:5]}; summaries wrong {report.summaries_wrong[:5]}; "
+            f"dlq missing {report.dlq_missing[:5]}"
+        )
         for proc in rig.workers:
             print(proc.log_tail())
         raise
@@ -191,16 +198,19 @@ async def test_state_survives_a_restart(rig: Rig) -> None:
 async def test_kill_9_mid_stream_loses_nothing_and_applies_nothing_twice(rig: Rig) -> None:
     proc = rig.worker().start()
     topic = rig.topic("invoice_events")
-    messages = list(mixed(4000, customers=200, seed=11))
-    await rig.producer.send_many(topic, messages)
+    await rig.producer.send_many(topic, list(mixed(6000, customers=300, seed=11)))
     expected_total = len(expect(rig.producer.sent).transactions)
-    await rig.collector.wait_until(
-        lambda out: len(out.transactions) >= expected_total // 3, TIMEOUT, "a third of the stream"
-    )
-    proc.kill()
-    proc.start()
+    for quarter in (1, 2, 3):
+        target = expected_total * quarter // 4
+
+        def reached(out: Output, target: int = target) -> bool:
+            return len({t["id"] for t in out.transactions}) >= target
+
+        await rig.collector.wait_until(reached, TIMEOUT, f"{quarter}/4 of the stream")
+        proc.kill()
+        proc.start()
 
     report = await settle(rig)
 
     assert report.ok, report
-    print(f"kill -9 run: {expected_total} transactions, {report.redelivered} identical redeliveries")
+    print(f"3 × kill -9: {expected_total} transactions, {report.redelivered} identical redeliveries")

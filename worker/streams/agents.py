@@ -15,12 +15,12 @@ state, whose remembered event ids skip the batch.
 
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import cast
 
 from faust import Stream
-from faust.types import EventT, StreamT
+from faust.types import ChannelT, EventT, StreamT
 
 from worker.core.decode import decode
 from worker.core.errors import ErrorCode, LedgerError
@@ -70,10 +70,26 @@ class Pipeline:
             await publish(batch.records)
             await self.table.commit(batch.entries)
 
-    def _batches(self, stream: StreamT[bytes]) -> AsyncIterator[Sequence[EventT[bytes]]]:
-        """Batches of events; Faust acks a batch once the body that handled it returns."""
-        within = self.settings.batch_within_s
-        return cast("Stream[bytes]", stream).take_events(self.settings.batch_max, within=within)
+    async def _batches(self, stream: StreamT[bytes]) -> AsyncIterator[list[EventT[bytes]]]:
+        """Batches of events, each event acked only once the body that handled its batch returned.
+
+        A batch ends when `batch_max` events are in or when no more are queued, so a
+        busy stream is handled in large batches and a quiet one without delay. (Faust's
+        own `take_events` can ack events it never yielded when its drainer races it.)
+        """
+        faust_stream = cast("Stream[bytes]", stream)
+        faust_stream.enable_acks = False
+        queue = cast(ChannelT[bytes], faust_stream.channel).queue
+        batch: list[EventT[bytes]] = []
+        async for _value in faust_stream:
+            event = faust_stream.current_event
+            assert event is not None, "a topic stream always has a current event"
+            batch.append(event)
+            if len(batch) >= self.settings.batch_max or queue.empty():
+                yield batch
+                for done in batch:
+                    await faust_stream.ack(done)
+                batch = []
 
     def _route(self, event: EventT[bytes], batch: Batch) -> None:
         payload = event.message.value
