@@ -15,12 +15,9 @@ state, whose remembered event ids skip the batch.
 
 import logging
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import cast
 
-from faust import Stream
-from faust.types import ChannelT, EventT, StreamT
+from faust.types import EventT, StreamT
 
 from worker.core.decode import decode
 from worker.core.errors import ErrorCode, LedgerError
@@ -29,6 +26,7 @@ from worker.core.state import CustomerState
 from worker.metrics import EVENTS, TRANSACTIONS
 from worker.models.dead_letter import dead_letter
 from worker.settings import Settings
+from worker.streams.batching import acked_batches
 from worker.streams.publish import Record, publish
 from worker.streams.source import Source
 from worker.streams.tables import CustomerTable
@@ -55,7 +53,7 @@ class Pipeline:
 
     async def ingest(self, stream: StreamT[bytes]) -> None:
         """Agent body: inputs → by-customer topic (or the DLQ)."""
-        async for events in self._batches(stream):
+        async for events in acked_batches(stream, self.settings.batch_max):
             batch = Batch()
             for event in events:
                 self._route(event, batch)
@@ -63,33 +61,12 @@ class Pipeline:
 
     async def ledger(self, stream: StreamT[bytes]) -> None:
         """Agent body: by-customer topic → transactions, summaries, DLQ and the table."""
-        async for events in self._batches(stream):
+        async for events in acked_batches(stream, self.settings.batch_max):
             batch = Batch()
             for event in events:
                 self._apply(event, batch)
             await publish(batch.records)
             await self.table.commit(batch.entries)
-
-    async def _batches(self, stream: StreamT[bytes]) -> AsyncIterator[list[EventT[bytes]]]:
-        """Batches of events, each event acked only once the body that handled its batch returned.
-
-        A batch ends when `batch_max` events are in or when no more are queued, so a
-        busy stream is handled in large batches and a quiet one without delay. (Faust's
-        own `take_events` can ack events it never yielded when its drainer races it.)
-        """
-        faust_stream = cast("Stream[bytes]", stream)
-        faust_stream.enable_acks = False
-        queue = cast(ChannelT[bytes], faust_stream.channel).queue
-        batch: list[EventT[bytes]] = []
-        async for _value in faust_stream:
-            event = faust_stream.current_event
-            assert event is not None, "a topic stream always has a current event"
-            batch.append(event)
-            if len(batch) >= self.settings.batch_max or queue.empty():
-                yield batch
-                for done in batch:
-                    await faust_stream.ack(done)
-                batch = []
 
     def _route(self, event: EventT[bytes], batch: Batch) -> None:
         payload = event.message.value
