@@ -1,15 +1,22 @@
 """The Faust app, built from settings."""
 
+import socket
+
 import faust
+from faust.types import TopicT
 from mode.utils.objects import cached_property
 from mode.utils.queues import FlowControlEvent
 
+from worker.kafka_security import aiokafka_security, faust_credentials
 from worker.settings import Settings
 from worker.streams.agents import Pipeline
 from worker.streams.flow_control import KeepQueuedOnResume
+from worker.streams.history import History
 from worker.streams.tables import CustomerTable
-from worker.streams.topics import DLQ_MAX_MESSAGE_BYTES, Topics, build_topics, create_topics
-from worker.web import metrics
+from worker.streams.topics import DLQ_MAX_MESSAGE_BYTES, Topics, build_topics, create_topics, new_topics
+from worker.streams.transactions import require_transactions
+from worker.web import dashboard, health, metrics
+from worker.web.api import Api
 
 
 class LedgerApp(faust.App):
@@ -28,10 +35,24 @@ class LedgerApp(faust.App):
         """Flow control that keeps events already queued for a stream (see `flow_control`)."""
         return KeepQueuedOnResume(loop=self.loop)
 
+    def created_topics(self) -> list[TopicT]:
+        """The topics created at start: ours and every table's changelog.
+
+        Faust declares a changelog only when its table starts, after the consumer
+        fetched metadata, so the first assignments would leave the changelog out
+        (Faust logs "Ignoring missing topic") and no table state would be recovered
+        on a restart or follow partitions to another worker.
+        """
+        return [*self.ledger_topics.all(), *(table.changelog_topic for table in self.tables.values())]
+
     async def on_first_start(self) -> None:
-        """Create the topics, then start as usual."""
+        """Check the broker can do what the settings ask, create the topics, then start as usual."""
+        if self.settings.processing_guarantee == "exactly_once":
+            await require_transactions(self.settings.kafka_bootstrap_servers, aiokafka_security(self.settings))
         await create_topics(
-            self.settings.kafka_bootstrap_servers, self.ledger_topics.new_topics(self.settings.replication_factor)
+            self.settings.kafka_bootstrap_servers,
+            new_topics(self.created_topics(), self.settings.replication_factor),
+            aiokafka_security(self.settings),
         )
         await super().on_first_start()
 
@@ -50,10 +71,15 @@ def create_app(settings: Settings) -> LedgerApp:
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         producer_max_request_size=DLQ_MAX_MESSAGE_BYTES + 1024 * 1024,
+        producer_linger=settings.producer_linger_ms / 1000,
+        producer_max_batch_size=1024 * 1024,
+        stream_buffer_maxsize=max(4096, 2 * settings.batch_max),
         producer_request_timeout=30.0,
         stream_publish_on_commit=False,
         web_port=settings.web_port,
         web_bind=settings.web_bind,
+        web_host=settings.web_host or socket.gethostname(),
+        broker_credentials=faust_credentials(settings),
         consumer_auto_offset_reset="earliest",
     )
     topics = build_topics(app, settings)
@@ -62,5 +88,11 @@ def create_app(settings: Settings) -> LedgerApp:
     pipeline = Pipeline(settings, topics, table)
     app.agent(topics.sources, name="ingest", concurrency=1)(pipeline.ingest)
     app.agent(topics.by_customer, name="ledger", concurrency=1)(pipeline.ledger)
-    metrics.register(app)
+    history = History(app, settings.partitions, settings.history_limit, settings.batch_max)
+    app.agent(topics.transactions, name="history", concurrency=1)(history.agent)
+    consumed = {*topics.sources.topics, *topics.by_customer.topics, *topics.transactions.topics}
+    lag = metrics.register(app, consumed, (table.table, history.table))
+    health.register(app)
+    Api(app, settings, table, history).register()
+    dashboard.register(app, table, lag)
     return app

@@ -1,16 +1,23 @@
-"""The `balance-worker` command: Faust's command line for the app, plus `demo`."""
+"""The `balance-worker` command: Faust's command line for the app, plus our own tools."""
 
+import importlib
 import sys
 
 from worker.settings import load_settings
 
+TOOLS = {
+    "demo": "worker.demo",
+    "bench": "worker.bench",
+    "contracts": "worker.contracts",
+    "chaos": "worker.chaos",
+}
+"""Subcommands that are not Faust's: each module's `main(argv)` runs it."""
+
 
 def main() -> None:
-    """Run the command line; `demo` runs the embedded-broker demo."""
-    if len(sys.argv) > 1 and sys.argv[1] == "demo":
-        from worker.demo import main as demo_main
-
-        demo_main(sys.argv[2:])
+    """Run a tool (`balance-worker demo`, `bench`, ...) or Faust's command line (`balance-worker worker`)."""
+    if len(sys.argv) > 1 and sys.argv[1] in TOOLS:
+        importlib.import_module(TOOLS[sys.argv[1]]).main(sys.argv[2:])
         return
     from worker.app import create_app
 

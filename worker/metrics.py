@@ -1,6 +1,6 @@
 """Prometheus collectors; no customer ids in labels."""
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS = Counter(
     "balance_events",
@@ -13,3 +13,22 @@ TRANSACTIONS = Counter(
     ["type", "currency"],
 )
 PUBLISH_RETRIES = Counter("balance_publish_retries", "Batches whose records had to be sent again.")
+PROCESSING_SECONDS = Histogram(
+    "balance_processing_seconds",
+    "Time from a message's arrival at the worker until it is fully handled and acked, by topic.",
+    ["topic"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+CONSUMER_LAG = Gauge(
+    "balance_consumer_lag",
+    "Messages in a consumed partition not yet handled (high watermark − next offset to handle).",
+    ["topic", "partition"],
+)
+REBALANCES = Counter("balance_rebalances", "Consumer group rebalances this worker took part in.")
+STATE_ENTRIES = Gauge(
+    "balance_state_entries", "Entries held in a table on this worker (actives and standbys).", ["table"]
+)
+STATE_BYTES = Gauge("balance_state_bytes", "Bytes of the values held in a table on this worker.", ["table"])
+API_REQUESTS = Counter(
+    "balance_api_requests", "HTTP API requests answered here, by endpoint and status.", ["endpoint", "status"]
+)

@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.core.decode import DEFAULT_MAX_PAYLOAD_BYTES
@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./balance-data")
     web_port: Annotated[int, Field(ge=1, le=65535)] = 6066
     web_bind: str = "0.0.0.0"
+    web_host: str | None = None
+    """The host other workers reach this one at (its canonical URL); the hostname when unset."""
 
     topic_invoice_events: TopicName = "billing.invoice.events"
     topic_credit_note_events: TopicName = "billing.credit_note.events"
@@ -43,8 +45,22 @@ class Settings(BaseSettings):
     store: Literal["memory://", "rocksdb://"] = "memory://"
 
     batch_max: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    producer_linger_ms: Annotated[float, Field(ge=0, le=1000)] = 5.0
     max_payload_bytes: Annotated[int, Field(ge=1024)] = DEFAULT_MAX_PAYLOAD_BYTES
     dedupe_retention_s: Annotated[int, Field(ge=0)] = DEFAULT_DEDUPE_RETENTION_S
+
+    api_token: SecretStr | None = None
+    """Bearer token of the HTTP API's writes; without one, writes are disabled."""
+    api_wait_timeout_s: Seconds = 10.0
+    history_limit: Annotated[int, Field(ge=1, le=10_000)] = 100
+
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
 
     @property
     def input_topics(self) -> tuple[str, ...]:

@@ -1,38 +1,18 @@
-"""Apache Kafka for the integration tier: one KRaft broker per test session.
-
-Nothing here is skipped for lack of a broker: the session fixture fetches the
-jars with Maven (cached) and starts Kafka, or fails loudly.
-"""
+"""The integration tier: a rig of producer, collector and workers on the session's Apache Kafka."""
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from worker.brokers.kafka import KafkaBroker, fetch_libs
+from tests.conftest import WORKER_SETTINGS
+from worker.brokers.kafka import KafkaBroker
 from worker.harness.collector import Collector
 from worker.harness.oracle import Source
 from worker.harness.worker_process import Names, WorkerProcess
-
-WORKER_SETTINGS = {
-    "PARTITIONS": "4",
-    "SESSION_TIMEOUT_S": "6",
-    "HEARTBEAT_INTERVAL_S": "1",
-    "COMMIT_INTERVAL_S": "0.5",
-}
-"""Settings of every test worker (BALANCE_ prefix left out): short timeouts, few partitions."""
-
-
-@pytest.fixture(scope="session")
-def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
-    """A single-node Apache Kafka (KRaft) broker for the whole session."""
-    libs = fetch_libs()
-    broker = KafkaBroker(libs, tmp_path_factory.mktemp("kafka"), config={"message.max.bytes": str(8 * 1024 * 1024)})
-    with broker:
-        yield broker
 
 
 @dataclass

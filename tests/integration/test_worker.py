@@ -10,6 +10,7 @@ import aiohttp
 import orjson
 
 from tests.integration.conftest import Rig
+from tests.integration.test_api import wait_ready
 from worker.harness.collector import Output
 from worker.harness.oracle import Report, check, expect
 from worker.models.records import TransactionType
@@ -214,3 +215,21 @@ async def test_kill_9_mid_stream_loses_nothing_and_applies_nothing_twice(rig: Ri
 
     assert report.ok, report
     print(f"3 × kill -9: {expected_total} transactions, {report.redelivered} identical redeliveries")
+
+
+async def test_state_follows_partitions_to_a_second_worker(rig: Rig) -> None:
+    first = rig.worker(PARTITIONS="8").start()
+    topic = rig.topic("invoice_events")
+    messages = list(mixed(4000, customers=100, seed=5))
+    await rig.producer.send_many(topic, messages[:2000])
+    await settle(rig)
+    second = rig.worker(PARTITIONS="8").start()
+    async with aiohttp.ClientSession() as http:
+        await wait_ready(http, f"http://127.0.0.1:{second.web_port}", second)
+    # Every customer already has state: a worker that takes partitions over must recover it first.
+    await rig.producer.send_many(topic, messages[2000:])
+
+    report = await settle(rig)
+
+    assert report.ok, report
+    assert first.alive and second.alive

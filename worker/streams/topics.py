@@ -1,7 +1,9 @@
 """The worker's topics, built from settings, and their creation at start."""
 
 import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import faust
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -26,21 +28,31 @@ class Topics:
     summaries: TopicT
     dlq: TopicT
 
-    def new_topics(self, replication_factor: int) -> list[NewTopic]:
-        """Every topic with its partitions and configuration, for the admin client."""
-        out = []
-        for topic in (self.sources, self.by_customer, self.transactions, self.summaries, self.dlq):
-            config = dict(topic.config or {})
-            if topic.compacting:
-                config["cleanup.policy"] = "compact"
-            for name in topic.topics:
-                out.append(NewTopic(name, topic.partitions or 1, replication_factor, topic_configs=config))
-        return out
+    def all(self) -> tuple[TopicT, ...]:
+        """Every topic the worker reads or writes."""
+        return (self.sources, self.by_customer, self.transactions, self.summaries, self.dlq)
 
 
-async def create_topics(bootstrap_servers: str, new_topics: list[NewTopic]) -> None:
-    """Create the missing topics before the consumer subscribes; existing ones are left as they are."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+def new_topics(topics: Iterable[TopicT], replication_factor: int) -> list[NewTopic]:
+    """Each topic's names with their partitions and configuration, for the admin client."""
+    out = []
+    for topic in topics:
+        config = dict(topic.config or {})
+        if topic.compacting:
+            config["cleanup.policy"] = "compact"
+        for name in topic.topics:
+            out.append(NewTopic(name, topic.partitions or 1, replication_factor, topic_configs=config))
+    return out
+
+
+async def create_topics(
+    bootstrap_servers: str, new_topics: list[NewTopic], security: Mapping[str, Any] | None = None
+) -> None:
+    """Create the missing topics before the consumer subscribes; existing ones are left as they are.
+
+    `security` holds the aiokafka TLS/SASL arguments (see `worker.kafka_security`).
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **(security or {}))
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -1,0 +1,42 @@
+"""A smoke test of `balance-worker bench` on the embedded broker: it runs and reports every field.
+
+No timing is asserted: figures on a shared machine are for the notes, not for tests.
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+FIELDS = {
+    "events",
+    "worker_events_per_s",
+    "baseline_events_per_s",
+    "ratio",
+    "p50_ms",
+    "p99_ms",
+    "latency_offered_events_per_s",
+    "latency_samples",
+    "peak_rss_mb",
+    "broker",
+}
+
+
+def test_bench_reports_every_figure_on_tansu() -> None:
+    argv = ["bench", "--broker", "tansu", "--events", "3000", "--customers", "300", "--latency-seconds", "1"]
+    done = subprocess.run(
+        [sys.executable, "-c", "from worker.cli import main; main()", *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(report) == FIELDS
+    assert report["events"] == 3000 and report["broker"] == "tansu"
+    assert report["worker_events_per_s"] > 0 and report["baseline_events_per_s"] > 0
+    assert report["ratio"] == pytest.approx(report["worker_events_per_s"] / report["baseline_events_per_s"], rel=0.02)
+    assert report["latency_samples"] > 0 and 0 < report["p50_ms"] <= report["p99_ms"]
+    assert report["peak_rss_mb"] > 0

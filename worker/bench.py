@@ -1,0 +1,261 @@
+"""`balance-worker bench`: the worker against the raw-client ceiling, in one run on one broker.
+
+1. Baseline: a raw aiokafka pipe (consume → `json.loads` → produce) over the same
+   prefilled stream; its rate is the ceiling for any Python worker here.
+2. Throughput: the worker on a prefilled realistic mixed stream (every family,
+   duplicates, unhandled types, bad input, many customers).
+3. Latency: a steady offered load of half the worker's measured rate; each
+   event's time from produce to its last transaction being visible.
+
+Rates come from the span between the first and the last output record (their
+create timestamps), so start-up is excluded. Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from worker.brokers.kafka import KafkaBroker, fetch_libs
+from worker.brokers.process import BrokerProcess
+from worker.brokers.tansu import TansuBroker
+from worker.core.ids import transaction_id
+from worker.harness.oracle import expect
+from worker.harness.worker_process import Names, WorkerProcess
+from worker.sample import mixed
+
+Message = tuple[bytes, bytes]
+Positioned = tuple[tuple[str, int, int], bytes, bytes]
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """The bench's options."""
+    parser = argparse.ArgumentParser(prog="balance-worker bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--broker", choices=("kafka", "tansu"), default="kafka")
+    parser.add_argument("--events", type=int, default=100_000, help="events in the throughput runs")
+    parser.add_argument("--customers", type=int, default=10_000)
+    parser.add_argument("--partitions", type=int, default=8)
+    parser.add_argument("--latency-seconds", type=float, default=10.0, help="length of the half-load run")
+    parser.add_argument("--timeout", type=float, default=600.0)
+    return parser.parse_args(argv)
+
+
+async def create_topics(bootstrap: str, names: Sequence[str], partitions: int) -> None:
+    """Create topics up front so no client waits on auto-creation."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(n, partitions, 1) for n in names])
+    finally:
+        await admin.close()
+
+
+async def produce(bootstrap: str, topic: str, messages: Sequence[Message]) -> list[Positioned]:
+    """Send as fast as the client batches; return each message with its position."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=256 * 1024)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value=value, key=key) for key, value in messages]
+        metas = await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return [((topic, m.partition, m.offset), k, v) for (k, v), m in zip(messages, metas, strict=True)]
+
+
+def consumer(bootstrap: str, *topics: str, group: str | None = None) -> AIOKafkaConsumer:
+    """A consumer from the beginning, committed reads only."""
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=group is not None,
+        isolation_level="read_committed",
+        max_poll_records=10_000,
+        fetch_max_bytes=64 * 1024 * 1024,
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=1_000,
+    )
+
+
+async def span_rate(bootstrap: str, topics: Sequence[str], wanted: int, timeout: float) -> float:
+    """Records per second between the first and the last of `wanted` output records."""
+    reader = consumer(bootstrap, *topics)
+    await reader.start()
+    stamps: list[int] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(stamps) < wanted:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"saw {len(stamps)} of {wanted} output records")
+            for records in (await reader.getmany(timeout_ms=500)).values():
+                stamps.extend(r.timestamp for r in records)
+    finally:
+        await reader.stop()
+    span_s = (max(stamps) - min(stamps)) / 1000
+    return wanted / span_s if span_s > 0 else float("inf")
+
+
+async def raw_pipe(bootstrap: str, source: str, sink: str, count: int) -> None:
+    """The baseline: consume, `json.loads`, produce, with no per-record await."""
+    reader = consumer(bootstrap, source, group=f"bench-raw-{uuid.uuid4().hex[:6]}")
+    writer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=256 * 1024)
+    await reader.start()
+    await writer.start()
+    done = 0
+    try:
+        while done < count:
+            batches = await reader.getmany(timeout_ms=500, max_records=10_000)
+            futures = []
+            for records in batches.values():
+                for record in records:
+                    with contextlib.suppress(ValueError):
+                        json.loads(record.value)
+                    futures.append(await writer.send(sink, value=record.value, key=record.key))
+            done += len(futures)
+            if futures:
+                await asyncio.gather(*futures)
+    finally:
+        await writer.stop()
+        await reader.stop()
+
+
+def output_count(inputs: Sequence[Positioned]) -> int:
+    """Transactions, summaries and dead letters the contract predicts for the inputs."""
+    expected = expect(inputs)
+    return len(expected.order) + expected.summary_count + len(expected.dead_letters)
+
+
+def last_txn_ids(messages: Sequence[Message]) -> Iterator[tuple[int, str]]:
+    """(index, id of the last transaction) for each message that yields transactions."""
+    sent = [(("x", 0, i), k, v) for i, (k, v) in enumerate(messages)]
+    expected = expect(sent)
+    by_id = set(expected.order)
+    for i, (_k, value) in enumerate(messages):
+        try:
+            event_id = orjson.loads(value)["id"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            continue
+        legs = [transaction_id(event_id, n) for n in range(3) if transaction_id(event_id, n) in by_id]
+        if legs:
+            yield i, legs[-1]
+
+
+async def latency(bootstrap: str, topic: str, out_topic: str, messages: Sequence[Message], rate: float) -> list[float]:
+    """Offer `messages` at `rate`/s; return each event's produce → last transaction visible time, in ms."""
+    wanted = dict(last_txn_ids(messages))
+    seen: dict[str, float] = {}
+    reader = consumer(bootstrap, out_topic)
+    await reader.start()
+    await reader.getmany(timeout_ms=100)
+    await reader.seek_to_end()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    await producer.start()
+    sent_at: dict[int, float] = {}
+
+    async def read() -> None:
+        while len(seen) < len(wanted):
+            for records in (await reader.getmany(timeout_ms=100)).values():
+                now = time.monotonic()
+                for r in records:
+                    seen.setdefault(orjson.loads(r.value)["id"], now)
+
+    reading = asyncio.create_task(read())
+    start = time.monotonic()
+    try:
+        for i, (key, value) in enumerate(messages):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            sent_at[i] = time.monotonic()
+            await producer.send(topic, value=value, key=key)
+        await asyncio.wait_for(reading, timeout=120)
+    finally:
+        reading.cancel()
+        await producer.stop()
+        await reader.stop()
+    return [(seen[txn] - sent_at[i]) * 1000 for i, txn in wanted.items() if txn in seen]
+
+
+def peak_rss_mb(pid: int | None) -> float:
+    """The process's peak resident set (VmHWM), in MiB."""
+    if pid is None:
+        return 0.0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def start_broker(kind: str, workdir: Path) -> BrokerProcess:
+    """Apache Kafka from the Maven jars, or the embedded Tansu."""
+    if kind == "tansu":
+        return TansuBroker(log_dir=workdir / "tansu").start()
+    return KafkaBroker(fetch_libs(), workdir / "kafka").start()
+
+
+async def run(options: argparse.Namespace, broker: BrokerProcess, workdir: Path) -> dict[str, Any]:
+    """The three measurements; returns the report."""
+    bootstrap = broker.bootstrap
+    messages = list(mixed(options.events, customers=options.customers, seed=1))
+    await create_topics(bootstrap, ["bench.raw.in", "bench.raw.out"], options.partitions)
+    await produce(bootstrap, "bench.raw.in", messages)
+    await raw_pipe(bootstrap, "bench.raw.in", "bench.raw.out", len(messages))
+    baseline = await span_rate(bootstrap, ["bench.raw.out"], len(messages), options.timeout)
+
+    names = Names("bench")
+    settings = {**names.settings(), "PARTITIONS": str(options.partitions)}
+    if isinstance(broker, TansuBroker):
+        settings.update({"SESSION_TIMEOUT_S": "2", "HEARTBEAT_INTERVAL_S": "0.5"})
+    sent = await produce(bootstrap, names.topic("invoice_events"), messages)
+    worker = WorkerProcess(bootstrap, workdir / "worker", settings, loglevel="warn").start()
+    try:
+        outputs = [names.topic(t) for t in ("transactions", "summaries", "dlq")]
+        worker_records_rate = await span_rate(bootstrap, outputs, output_count(sent), options.timeout)
+        worker_rate = worker_records_rate * len(messages) / output_count(sent)
+        offered = max(1.0, worker_rate / 2)
+        count = max(100, int(offered * options.latency_seconds))
+        later = list(mixed(count, customers=options.customers, seed=2, start=1_800_000_000))
+        later = [(k, v.replace(b'"evt_', b'"evt_l')) for k, v in later]
+        lat = await latency(bootstrap, names.topic("invoice_events"), names.topic("transactions"), later, offered)
+        rss = peak_rss_mb(worker.pid)
+    finally:
+        worker.stop()
+    quantiles = statistics.quantiles(lat, n=100) if len(lat) >= 2 else [0.0] * 99
+    return {
+        "events": len(messages),
+        "worker_events_per_s": round(worker_rate),
+        "baseline_events_per_s": round(baseline),
+        "ratio": round(worker_rate / baseline, 3),
+        "p50_ms": round(quantiles[49], 1),
+        "p99_ms": round(quantiles[98], 1),
+        "latency_offered_events_per_s": round(offered),
+        "latency_samples": len(lat),
+        "peak_rss_mb": round(rss, 1),
+        "broker": "apache-kafka" if isinstance(broker, KafkaBroker) else "tansu",
+    }
+
+
+def main(argv: list[str]) -> None:
+    """`balance-worker bench [--broker kafka|tansu] [--events N] ...`: print the report as JSON."""
+    options = parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="balance-bench-"))
+    broker = start_broker(options.broker, workdir)
+    try:
+        report = asyncio.run(run(options, broker, workdir))
+    finally:
+        broker.close()
+    print(json.dumps(report))
