@@ -7,14 +7,11 @@ every output the oracle expects is there (or output stalls), and compares. Nothi
 
 import argparse
 import asyncio
-import contextlib
 import hashlib
 import random
 import re
 import shutil
-import signal
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -33,6 +30,7 @@ from worker.core.decode import decode
 from worker.core.ids import transaction_id
 from worker.harness.collector import Collector
 from worker.harness.oracle import Expected, Report, Source, check, expect
+from worker.harness.signals import exit_with, interrupts_ignored
 from worker.harness.worker_process import Names, WorkerProcess
 from worker.sample import command, credit_note, envelope, invoice, mixed
 
@@ -793,30 +791,14 @@ def run(options: Options) -> int:
         print("\n-- interrupted", flush=True)
         return 130
     finally:
-        with _interrupts_ignored():
+        with interrupts_ignored():
             broker.close()
             shutil.rmtree(broker.log_dirs, ignore_errors=True)
     print("\n== chaos " + ("(full)" if options.full else "(short)") + "\n" + table(results), flush=True)
     return 0 if results and all(r.ok for r in results) else 1
 
 
-@contextlib.contextmanager
-def _interrupts_ignored() -> Iterator[None]:
-    """Ignore SIGINT and SIGTERM while cleaning up, so a second ^C cannot leave processes behind."""
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 def main(argv: list[str]) -> None:
     """`balance-worker chaos [--full] [--scenario NAME ...] [--events N] [--seed S] [--workdir DIR]`."""
     options = parse_args(argv)
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops us like ^C
-    try:
-        code = run(options)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    sys.exit(code)
+    exit_with(lambda: run(options))

@@ -13,10 +13,9 @@ import argparse
 import asyncio
 import contextlib
 import shutil
-import signal
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from worker import sample
 from worker.brokers.process import BrokerError
 from worker.brokers.tansu import TansuBroker
 from worker.harness.oracle import Expected, expect
+from worker.harness.signals import exit_with, interrupts_ignored
 from worker.harness.worker_process import WorkerExited, WorkerProcess
 from worker.models.dead_letter import DeadLetter
 from worker.models.records import CreditBalanceSummary, CustomerBalanceTransaction
@@ -319,17 +319,6 @@ async def _demo(options: Options, bootstrap: str, worker: WorkerProcess) -> None
 # ---------------------------------------------------------------- processes
 
 
-@contextlib.contextmanager
-def _interrupts_ignored() -> Iterator[None]:
-    """Ignore SIGINT and SIGTERM while cleaning up, so a second ^C cannot leave processes behind."""
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 def _start(options: Options, broker: TansuBroker, worker: WorkerProcess) -> None:
     """Start Tansu and the worker, then run the demo."""
     broker.start()
@@ -369,7 +358,7 @@ def run(options: Options) -> int:
         if worker.proc is not None:
             say(f"-- last lines of the worker log ({worker.log_path}):\n{worker.log_tail()}")
     finally:
-        with _interrupts_ignored():
+        with interrupts_ignored():
             say("-- stopping the worker and tansu")
             worker.stop()
             broker.close()
@@ -383,9 +372,4 @@ def run(options: Options) -> int:
 def main(argv: list[str]) -> None:
     """`balance-worker demo [--events N] [--customers K] [--timeout S] [--quiet]`."""
     options = parse_args(argv)
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops us like ^C
-    try:
-        code = run(options)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    raise SystemExit(code)
+    exit_with(lambda: run(options))
