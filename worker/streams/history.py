@@ -18,7 +18,7 @@ import orjson
 from faust.types import EventT, StreamT
 
 from worker.streams.batching import acked_batches
-from worker.streams.publish import until_acked
+from worker.streams.tables import write_acked
 
 log = logging.getLogger(__name__)
 
@@ -119,13 +119,5 @@ class History:
                     future.set_result(txn)
 
     async def _commit(self, pending: dict[bytes, tuple[int, list[Entry]]]) -> None:
-        if not pending:
-            return
         values = {key: (partition, encode_entries(entries)) for key, (partition, entries) in pending.items()}
-
-        async def send_all() -> list[Any]:
-            return [self.table.send_changelog(p, key, value) for key, (p, value) in values.items()]
-
-        await until_acked(send_all, f"{len(values)} history entries")
-        for key, (_, value) in values.items():
-            self.table.data[key] = value
+        await write_acked(self.table, values)

@@ -1,17 +1,19 @@
 """The customers table: one entry per customer, its whole `CustomerState`.
 
-Entries are written only through `CustomerTable.commit`, which sends each
+Entries are written only through `write_acked`, which sends each
 changelog record and waits for the broker's ack, so that one changelog record
 is the commit point of everything an event did.
 """
 
-import asyncio
 from collections.abc import Mapping
+from typing import Any
 
 import faust
 import orjson
+from faust.types import TableT
 
 from worker.core.state import CustomerState
+from worker.streams.publish import until_acked
 
 
 def encode_state(state: CustomerState) -> bytes:
@@ -37,11 +39,21 @@ class CustomerTable:
 
     async def commit(self, entries: Mapping[bytes, tuple[int, CustomerState]]) -> None:
         """Write each (partition, state) to the changelog and wait until all are acknowledged."""
-        if not entries:
-            return
-        futures = []
-        for customer, (partition, state) in entries.items():
-            value = encode_state(state)
-            futures.append(self.table.send_changelog(partition, customer, value))
-            self.table.data[customer] = value
-        await asyncio.gather(*futures)
+        await write_acked(self.table, {key: (p, encode_state(state)) for key, (p, state) in entries.items()})
+
+
+async def write_acked(table: TableT[Any, Any], entries: Mapping[bytes, tuple[int, bytes]]) -> None:
+    """Send each entry's changelog record to its partition, retrying until all are acknowledged, then keep it.
+
+    Entries reach the in-memory store only once durable, so an entry read back is never ahead of
+    the changelog; a retry sends identical records.
+    """
+    if not entries:
+        return
+
+    async def send_all() -> list[Any]:
+        return [table.send_changelog(partition, key, value) for key, (partition, value) in entries.items()]
+
+    await until_acked(send_all, f"{len(entries)} {table.name} entries")
+    for key, (_, value) in entries.items():
+        table.data[key] = value
