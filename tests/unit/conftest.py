@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 import pytest
 
+from worker import sample
 from worker.core.decode import decode
 from worker.core.errors import ErrorCode, LedgerError
 from worker.core.ledger import Outcome, Result, apply, customer_of, is_handled
@@ -111,16 +112,8 @@ def raw_event(
     **extra: Any,
 ) -> dict[str, Any]:
     """An envelope as a plain dict (what a producer would serialise)."""
-    return {
-        "id": event_id if event_id is not None else next_event_id(),
-        "object": "event",
-        "type": event_type,
-        "created": created,
-        "livemode": livemode,
-        "api_version": "2025-03-31.basil",
-        "data": {"object": obj},
-        **extra,
-    }
+    event_id = event_id if event_id is not None else next_event_id()
+    return {**sample.envelope(event_id, event_type, obj, created, livemode), **extra}
 
 
 def to_bytes(raw: Any) -> bytes:
