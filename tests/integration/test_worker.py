@@ -233,3 +233,17 @@ async def test_state_follows_partitions_to_a_second_worker(rig: Rig) -> None:
 
     assert report.ok, report
     assert first.alive and second.alive
+
+
+async def test_a_graceful_stop_mid_stream_exits_cleanly_and_loses_nothing(rig: Rig) -> None:
+    proc = rig.worker().start()
+    topic = rig.topic("invoice_events")
+    await rig.producer.send_many(topic, list(mixed(6000, customers=300, seed=13)))
+    expected_total = len(expect(rig.producer.sent).transactions)
+    await rig.collector.wait_until(lambda out: len(out.transactions) >= expected_total // 3, TIMEOUT, "a third")
+
+    assert proc.stop(timeout=45) == 0  # SIGTERM; a batch left unacked would hang the stop until SIGKILL
+    proc.start()
+    report = await settle(rig)
+
+    assert report.ok, report
