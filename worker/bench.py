@@ -149,7 +149,7 @@ def last_txn_ids(messages: Sequence[Message]) -> Iterator[tuple[int, str]]:
             event_id = orjson.loads(value)["id"]
         except (orjson.JSONDecodeError, KeyError, TypeError):
             continue
-        legs = [transaction_id(event_id, n) for n in range(3) if transaction_id(event_id, n) in by_id]
+        legs = [txn for txn in (transaction_id(event_id, n) for n in range(3)) if txn in by_id]
         if legs:
             yield i, legs[-1]
 

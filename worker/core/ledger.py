@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from worker.core.currencies import MAXIMUM_CHARGE, MINIMUM_CHARGE, is_supported
 from worker.core.errors import ErrorCode, LedgerError, describe
@@ -23,6 +23,7 @@ from worker.models.events import (
     BalanceCommand,
     CheckoutSessionObject,
     CreditNoteObject,
+    CurrencyCode,
     Envelope,
     FinalizedInvoice,
     Inbound,
@@ -38,6 +39,9 @@ from worker.models.records import (
     Monetary,
     TransactionType,
 )
+
+_CURRENCY_CODE: TypeAdapter[str] = TypeAdapter(CurrencyCode)
+"""The same currency check as the models', for the checkout field that may be null."""
 
 DEFAULT_DEDUPE_RETENTION_S = 7 * 24 * 3600
 """How long (in event time) applied event ids are remembered."""
@@ -163,9 +167,10 @@ def _currency_read(event_type: str, obj: Inbound) -> str | None:
     if isinstance(obj, CheckoutSessionObject):
         if not (_holds_balance(event_type, obj)):
             return None
-        if obj.currency is None or len(obj.currency) != 3 or not obj.currency.isascii() or not obj.currency.isalpha():
-            raise LedgerError(ErrorCode.INVALID_OBJECT, "data.object.currency: three letters are required")
-        return obj.currency.lower()
+        try:
+            return _CURRENCY_CODE.validate_python(obj.currency)
+        except ValidationError:
+            raise LedgerError(ErrorCode.INVALID_OBJECT, "data.object.currency: three letters are required") from None
     currency = getattr(obj, "currency", None)
     return currency if isinstance(currency, str) else None
 
