@@ -4,6 +4,7 @@ import socket
 
 import faust
 from faust.types import TopicT
+from faust.types.transports import ConsumerT, TransportT
 from mode.utils.objects import cached_property
 from mode.utils.queues import FlowControlEvent
 
@@ -12,6 +13,8 @@ from worker.settings import Settings
 from worker.streams.agents import Pipeline
 from worker.streams.flow_control import KeepQueuedOnResume
 from worker.streams.history import History
+from worker.streams.offsets import AckedCommitConsumer, LedgerTransport
+from worker.streams.sinks import Sink, sink_for
 from worker.streams.tables import CustomerTable
 from worker.streams.topics import DLQ_MAX_MESSAGE_BYTES, Topics, build_topics, create_topics, new_topics
 from worker.streams.transactions import require_transactions
@@ -29,6 +32,20 @@ class LedgerApp(faust.App):
 
     settings: Settings
     ledger_topics: Topics
+    sinks: tuple[Sink, ...] = ()
+
+    def _new_transport(self) -> TransportT:
+        """Faust's aiokafka transport, committing offsets with `AckedCommitConsumer` (see `offsets`)."""
+        return LedgerTransport(self.conf.broker_consumer, self)
+
+    def _new_consumer(self) -> ConsumerT:
+        """The consumer, told which topics the sinks commit in their transactions under exactly_once."""
+        consumer = super()._new_consumer()
+        if isinstance(consumer, AckedCommitConsumer) and self.settings.processing_guarantee == "exactly_once":
+            consumer.committed_elsewhere = frozenset(
+                {*self.ledger_topics.sources.topics, *self.ledger_topics.by_customer.topics}
+            )
+        return consumer
 
     @cached_property
     def flow_control(self) -> FlowControlEvent:
@@ -55,6 +72,12 @@ class LedgerApp(faust.App):
             aiokafka_security(self.settings),
         )
         await super().on_first_start()
+
+    async def on_stop(self) -> None:
+        """Stop as usual, then close the sinks' producers."""
+        await super().on_stop()
+        for sink in self.sinks:
+            await sink.stop()
 
 
 def create_app(settings: Settings) -> LedgerApp:
@@ -85,7 +108,8 @@ def create_app(settings: Settings) -> LedgerApp:
     topics = build_topics(app, settings)
     app.settings, app.ledger_topics = settings, topics
     table = CustomerTable(app, settings.partitions)
-    pipeline = Pipeline(settings, topics, table)
+    app.sinks = (sink_for("ingest", app, settings, None), sink_for("ledger", app, settings, table))
+    pipeline = Pipeline(settings, topics, table, *app.sinks)
     app.agent(topics.sources, name="ingest", concurrency=1)(pipeline.ingest)
     app.agent(topics.by_customer, name="ledger", concurrency=1)(pipeline.ledger)
     history = History(app, settings.partitions, settings.history_limit, settings.batch_max)

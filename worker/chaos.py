@@ -349,9 +349,13 @@ def sources_of(sent: Sequence[Sent], ids: set[str]) -> dict[str, Source]:
 
 
 async def commit_lag(run: Run, timeout: float = 20.0) -> dict[str, int]:
-    """Wait (polling) until the group's committed offsets reach the end offsets; return what is left."""
+    """Wait (polling) until no committed message is left after the group's committed offsets; return what is.
+
+    Counted by reading read_committed from each committed offset, so transaction markers (offsets that hold
+    no message) do not count.
+    """
     admin = AIOKafkaAdminClient(bootstrap_servers=run.broker.bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=run.broker.bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=run.broker.bootstrap, isolation_level="read_committed")
     await admin.start()
     await consumer.start()
     try:
@@ -359,13 +363,17 @@ async def commit_lag(run: Run, timeout: float = 20.0) -> dict[str, int]:
         while True:
             committed = await admin.list_consumer_group_offsets(run.names.app_id)
             ends = await consumer.end_offsets(list(committed))
-            lag = {
-                f"{tp.topic}[{tp.partition}] committed {meta.offset} end {ends[tp]}": ends[tp] - meta.offset
-                for tp, meta in committed.items()
-                if ends[tp] > meta.offset
-            }
+            behind = {tp: meta.offset for tp, meta in committed.items() if ends[tp] > meta.offset}
+            lag: Counter[str] = Counter()
+            if behind:
+                consumer.assign(list(behind))
+                for tp, offset in behind.items():
+                    consumer.seek(tp, offset)
+                batches = await consumer.getmany(timeout_ms=2000)
+                for tp, records in batches.items():
+                    lag[f"{tp.topic}[{tp.partition}] committed {behind[tp]} end {ends[tp]}"] += len(records)
             if not lag or time.monotonic() > deadline:
-                return lag
+                return dict(lag)
             await asyncio.sleep(1.0)
     finally:
         await consumer.stop()

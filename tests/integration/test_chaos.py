@@ -1,4 +1,5 @@
-"""The chaos suite's CI cut: kill -9 twice and a worker joining while poison flows, checked against the oracle.
+"""The chaos suite's CI cut, checked against the oracle: kill -9 twice and a worker joining while poison flows;
+then kill -9 twice under exactly_once, which must show no duplicate.
 
 `balance-worker chaos` runs the full scenarios (see the README's Reliability section).
 """
@@ -24,3 +25,16 @@ async def test_kill_9_and_a_rebalance_under_poison_lose_nothing(kafka: KafkaBrok
     assert not report.conflicting, report.conflicting
     assert not (report.dlq_missing or report.dlq_wrong or report.dlq_unexpected), report
     assert result.dlq > 0 and report.ok
+    assert not any(note.startswith("committed offsets behind") for note in result.notes), result.notes
+
+
+async def test_exactly_once_through_kill_9_shows_no_duplicate(kafka: KafkaBroker, tmp_path: Path) -> None:
+    result = await run_scenario(kafka, tmp_path, "eos-kill9", replace(CI, events=5_000, eos_kills=2), seed=5)
+    print(table([result]))
+
+    report = result.report
+    assert report is not None, result.notes
+    assert result.kills == 2
+    assert report.ok, report
+    assert result.duplicates == 0, f"{report.redelivered} transactions and {report.dlq_redelivered} dead letters again"
+    assert not any(note.startswith("committed offsets behind") for note in result.notes), result.notes

@@ -15,19 +15,18 @@ state, whose remembered event ids skip the batch.
 
 import logging
 import time
-from dataclasses import dataclass, field
 
 from faust.types import EventT, StreamT
 
 from worker.core.decode import decode
 from worker.core.errors import ErrorCode, LedgerError
 from worker.core.ledger import Outcome, Result, apply, customer_of, is_handled
-from worker.core.state import CustomerState
 from worker.metrics import EVENTS, TRANSACTIONS
 from worker.models.dead_letter import dead_letter
 from worker.settings import Settings
 from worker.streams.batching import acked_batches
-from worker.streams.publish import Record, publish
+from worker.streams.publish import Record
+from worker.streams.sinks import Batch, Sink
 from worker.streams.source import Source
 from worker.streams.tables import CustomerTable
 from worker.streams.topics import Topics
@@ -35,38 +34,33 @@ from worker.streams.topics import Topics
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Batch:
-    """The records one batch of input sends, and the entries it writes."""
-
-    records: list[Record] = field(default_factory=list)
-    entries: dict[bytes, tuple[int, CustomerState]] = field(default_factory=dict)
-
-
 class Pipeline:
     """Per-batch handling of both agents; every failure becomes a dead letter."""
 
-    def __init__(self, settings: Settings, topics: Topics, table: CustomerTable) -> None:
+    def __init__(self, settings: Settings, topics: Topics, table: CustomerTable, routed: Sink, applied: Sink) -> None:
         self.settings = settings
         self.topics = topics
         self.table = table
+        self.routed = routed
+        self.applied = applied
 
     async def ingest(self, stream: StreamT[bytes]) -> None:
         """Agent body: inputs → by-customer topic (or the DLQ)."""
         async for events in acked_batches(stream, self.settings.batch_max):
-            batch = Batch()
-            for event in events:
-                self._route(event, batch)
-            await publish(batch.records)
+            for group in self.routed.groups(events):
+                batch = Batch()
+                for event in group:
+                    self._route(event, batch)
+                await self.routed.commit(group, batch)
 
     async def ledger(self, stream: StreamT[bytes]) -> None:
         """Agent body: by-customer topic → transactions, summaries, DLQ and the table."""
         async for events in acked_batches(stream, self.settings.batch_max):
-            batch = Batch()
-            for event in events:
-                self._apply(event, batch)
-            await publish(batch.records)
-            await self.table.commit(batch.entries)
+            for group in self.applied.groups(events):
+                batch = Batch()
+                for event in group:
+                    self._apply(event, batch)
+                await self.applied.commit(group, batch)
 
     def _route(self, event: EventT[bytes], batch: Batch) -> None:
         payload = event.message.value

@@ -37,9 +37,18 @@ class CustomerTable:
         data = self.table.data.get(customer)
         return None if data is None else decode_state(data)
 
+    @property
+    def changelog_topic(self) -> str:
+        """The changelog topic's name."""
+        return self.table.changelog_topic.get_topic_name()
+
     async def commit(self, entries: Mapping[bytes, tuple[int, CustomerState]]) -> None:
         """Write each (partition, state) to the changelog and wait until all are acknowledged."""
         await write_acked(self.table, {key: (p, encode_state(state)) for key, (p, state) in entries.items()})
+
+    def keep(self, entries: Mapping[bytes, tuple[int, bytes]]) -> None:
+        """Keep entries whose changelog records are durable in the in-memory store."""
+        keep(self.table, entries)
 
 
 async def write_acked(table: TableT[Any, Any], entries: Mapping[bytes, tuple[int, bytes]]) -> None:
@@ -55,5 +64,10 @@ async def write_acked(table: TableT[Any, Any], entries: Mapping[bytes, tuple[int
         return [table.send_changelog(partition, key, value) for key, (partition, value) in entries.items()]
 
     await until_acked(send_all, f"{len(entries)} {table.name} entries")
+    keep(table, entries)
+
+
+def keep(table: TableT[Any, Any], entries: Mapping[bytes, tuple[int, bytes]]) -> None:
+    """Put entries in the table's store without writing the changelog (they are durable already)."""
     for key, (_, value) in entries.items():
         table.data[key] = value
