@@ -8,7 +8,7 @@ from faust.types import TP
 
 from worker.app import create_app
 from worker.settings import Settings
-from worker.streams.offsets import AckedCommitConsumer, next_commit
+from worker.streams.offsets import AckedCommitConsumer, EndOffsetsConsumerThread, next_commit
 
 TP0 = TP("by-customer", 0)
 
@@ -91,3 +91,8 @@ async def test_stock_faust_lags_after_a_transaction_marker() -> None:
     await StockConsumer._add_gap(c, TP0, 101, 102)  # read 102 after 100; 101 is a marker
     ack(c, 102, 103, 104)
     assert StockConsumer._new_offset(c, TP0) == 103  # not 105: 102 is in the list twice
+
+
+def test_end_offsets_come_from_the_broker_in_both_isolation_levels() -> None:
+    """Faust's exactly-once path reads a last stable offset not yet fetched as -1 (a standby crash)."""
+    assert isinstance(consumer(None)._thread, EndOffsetsConsumerThread)

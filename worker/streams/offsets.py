@@ -1,4 +1,4 @@
-"""Offset commits from the agents' own acks, instead of Faust's run of consecutive offsets.
+"""Offsets: commits from the agents' own acks, and end offsets that are known under exactly_once.
 
 Faust's `Consumer._new_offset` commits the first run of consecutive numbers in
 its list of acked offsets, patched with the gaps it saw while reading. On
@@ -22,9 +22,18 @@ everything below it was handled or holds no message.
 Under exactly_once the sinks commit the offsets of the topics they consume in
 their own transactions; Faust must not commit those too, or its commit,
 computed a moment earlier, can land after a sink's and move it back.
+
+Under exactly_once Faust takes a changelog's end offset from the consumer's
+last stable offset, which is known only after a fetch from that partition:
+for a standby partition just assigned it is unknown, Faust reads it as -1,
+and its consistency check crashed the worker ("persisted offset ... is higher
+than the last offset in that topic (421 > -1)") on the first rebalance that
+moved a standby. The end offsets are asked of the broker instead, which
+answers with the last stable offset for a read_committed consumer.
 """
 
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import ClassVar, cast
 
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
@@ -36,6 +45,14 @@ def next_commit(committed: int | None, acked: list[int]) -> int | None:
         return None
     offset = max(acked) + 1
     return offset if committed is None or offset > committed else None
+
+
+class EndOffsetsConsumerThread(driver.AIOKafkaConsumerThread):
+    """Faust's consumer thread, asking the broker for end offsets in both isolation levels."""
+
+    async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
+        consumer = self._ensure_consumer()
+        return cast(Mapping[TP, int], await consumer.end_offsets(partitions))
 
 
 class AckedCommitConsumer(driver.Consumer):
@@ -51,6 +68,9 @@ class AckedCommitConsumer(driver.Consumer):
         self._acked_index[tp].clear()
         self._gap[tp].clear()
         return offset
+
+    def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
+        return EndOffsetsConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
 class LedgerTransport(driver.Transport):
