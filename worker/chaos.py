@@ -289,7 +289,8 @@ async def settle(run: Run, expected: Expected, stall_s: float, timeout_s: float)
     want_ids, want_dlq = set(expected.transactions), set(expected.dead_letters)
     deadline = time.monotonic() + timeout_s
     while True:
-        last = (len(run.collector.output.transactions), len(run.collector.output.dead_letters))
+        out = run.collector.output
+        last = (len(out.transactions), len(out.dead_letters), len(out.summaries))
         run.tally.update()
         if want_ids <= run.tally.ids and want_dlq <= run.tally.dlq:
             report = compare(run, expected)
@@ -298,9 +299,9 @@ async def settle(run: Run, expected: Expected, stall_s: float, timeout_s: float)
         if time.monotonic() > deadline:
             return compare(run, expected)
 
-        def changed(_out: object, last: tuple[int, int] = last) -> bool:
+        def changed(_out: object, last: tuple[int, int, int] = last) -> bool:
             out = run.collector.output
-            return (len(out.transactions), len(out.dead_letters)) != last or len(out.summaries) == -1
+            return (len(out.transactions), len(out.dead_letters), len(out.summaries)) != last
 
         try:
             await run.collector.wait_until(changed, stall_s, "any new output")
