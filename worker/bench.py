@@ -8,7 +8,11 @@
    event's time from produce to its last transaction being visible.
 
 Rates come from the span between the first and the last output record (their
-create timestamps), so start-up is excluded. Prints one JSON object.
+create timestamps), so start-up is excluded. With `--workers N` the throughput
+and latency runs use N worker processes, started and ready before the stream is
+produced; the CPU seconds they spend on it, per event, are reported too, and so
+are the mean bytes of one customer's table entry at the end. Prints one JSON
+object.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -26,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from worker.brokers.kafka import KafkaBroker, fetch_libs
@@ -37,6 +42,7 @@ from worker.harness.oracle import expect
 from worker.harness.worker_process import Names, WorkerProcess
 from worker.sample import mixed
 
+READY = b"Worker ready"
 Message = tuple[bytes, bytes]
 Positioned = tuple[tuple[str, int, int], bytes, bytes]
 
@@ -49,6 +55,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--latency-seconds", type=float, default=10.0, help="length of the half-load run")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes in the throughput and latency runs")
     parser.add_argument("--timeout", type=float, default=600.0)
     return parser.parse_args(argv)
 
@@ -190,6 +197,44 @@ async def latency(bootstrap: str, topic: str, out_topic: str, messages: Sequence
     return [(seen[txn] - sent_at[i]) * 1000 for i, txn in wanted.items() if txn in seen]
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User plus system CPU time the process has used so far."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def ready(workers: Sequence[WorkerProcess], timeout: float) -> None:
+    """Return once every worker has logged that it is ready (polling the logs)."""
+    deadline = time.monotonic() + timeout
+    while not all(READY in w.log_path.read_bytes() for w in workers if w.log_path.exists()):
+        for w in workers:
+            w.check()
+        if time.monotonic() > deadline:
+            raise TimeoutError("the workers did not get ready")
+        await asyncio.sleep(0.2)
+
+
+async def entry_bytes(bootstrap: str, topic: str) -> float:
+    """The mean size of the latest value of each key in a (changelog) topic."""
+    reader = consumer(bootstrap)
+    await reader.start()
+    latest: dict[bytes | None, int] = {}
+    try:
+        await reader.topics()  # fetches the cluster's metadata
+        parts = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic) or ()]
+        ends = await reader.end_offsets(parts)
+        reader.assign(parts)
+        await reader.seek_to_beginning(*parts)
+        while [tp for tp in parts if await reader.position(tp) < ends[tp]]:
+            for records in (await reader.getmany(timeout_ms=500)).values():
+                latest.update((r.key, len(r.value or b"")) for r in records)
+    finally:
+        await reader.stop()
+    return statistics.fmean(latest.values()) if latest else 0.0
+
+
 def peak_rss_mb(pid: int | None) -> float:
     """The process's peak resident set (VmHWM), in MiB."""
     if pid is None:
@@ -220,20 +265,28 @@ async def run(options: argparse.Namespace, broker: BrokerProcess, workdir: Path)
     settings = {**names.settings(), "PARTITIONS": str(options.partitions)}
     if isinstance(broker, TansuBroker):
         settings.update({"SESSION_TIMEOUT_S": "2", "HEARTBEAT_INTERVAL_S": "0.5"})
-    sent = await produce(bootstrap, names.topic("invoice_events"), messages)
-    worker = WorkerProcess(bootstrap, workdir / "worker", settings, loglevel="warn").start()
+    workers = [
+        WorkerProcess(bootstrap, workdir / f"worker{i}", settings, loglevel="info").start()
+        for i in range(options.workers)
+    ]
     try:
+        await ready(workers, options.timeout)
+        cpu_before = sum(cpu_seconds(w.pid) for w in workers)
+        sent = await produce(bootstrap, names.topic("invoice_events"), messages)
         outputs = [names.topic(t) for t in ("transactions", "summaries", "dlq")]
         worker_records_rate = await span_rate(bootstrap, outputs, output_count(sent), options.timeout)
+        cpu = sum(cpu_seconds(w.pid) for w in workers) - cpu_before
         worker_rate = worker_records_rate * len(messages) / output_count(sent)
+        state_bytes = await entry_bytes(bootstrap, f"{names.app_id}-customers-changelog")
         offered = max(1.0, worker_rate / 2)
         count = max(100, int(offered * options.latency_seconds))
         later = list(mixed(count, customers=options.customers, seed=2, start=1_800_000_000))
         later = [(k, v.replace(b'"evt_', b'"evt_l')) for k, v in later]
         lat = await latency(bootstrap, names.topic("invoice_events"), names.topic("transactions"), later, offered)
-        rss = peak_rss_mb(worker.pid)
+        rss = max(peak_rss_mb(w.pid) for w in workers)
     finally:
-        worker.stop()
+        for w in workers:
+            w.stop()
     quantiles = statistics.quantiles(lat, n=100) if len(lat) >= 2 else [0.0] * 99
     return {
         "events": len(messages),
@@ -246,6 +299,11 @@ async def run(options: argparse.Namespace, broker: BrokerProcess, workdir: Path)
         "latency_samples": len(lat),
         "peak_rss_mb": round(rss, 1),
         "broker": "apache-kafka" if isinstance(broker, KafkaBroker) else "tansu",
+        "workers": options.workers,
+        "partitions": options.partitions,
+        "cpu_ms_per_event": round(cpu * 1000 / len(messages), 3),
+        "customers": options.customers,
+        "state_bytes_per_customer": round(state_bytes),
     }
 
 

@@ -20,6 +20,11 @@ FIELDS = {
     "latency_samples",
     "peak_rss_mb",
     "broker",
+    "workers",
+    "partitions",
+    "cpu_ms_per_event",
+    "customers",
+    "state_bytes_per_customer",
 }
 
 
@@ -37,6 +42,8 @@ def test_bench_reports_every_figure_on_tansu() -> None:
     assert set(report) == FIELDS
     assert report["events"] == 3000 and report["broker"] == "tansu"
     assert report["worker_events_per_s"] > 0 and report["baseline_events_per_s"] > 0
+    assert report["workers"] == 1 and report["customers"] == 300
+    assert report["cpu_ms_per_event"] > 0 and report["state_bytes_per_customer"] > 0
     assert report["ratio"] == pytest.approx(report["worker_events_per_s"] / report["baseline_events_per_s"], rel=0.02)
     assert report["latency_samples"] > 0 and 0 < report["p50_ms"] <= report["p99_ms"]
     assert report["peak_rss_mb"] > 0
