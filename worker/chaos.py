@@ -405,6 +405,14 @@ async def evidence(run: Run, report: Report) -> None:
         run.result.notes.append(f"lost dead letters: {sorted(report.dlq_missing)[:8]}")
     if report.conflicting:
         run.result.notes.append(f"conflicting ids: {report.conflicting[:5]}")
+    if run.result.zero_duplicates and run.result.duplicates:
+        out = run.collector.output
+        twice = [i for i, n in Counter(t["id"] for t in out.transactions).items() if n > 1]
+        letters = Counter(tuple(d["source"][k] for k in ("topic", "partition", "offset")) for d in out.dead_letters)
+        run.result.notes.append(
+            f"duplicated transactions {twice[:5]} from inputs {sorted(sources_of(run.sent, set(twice)).values())[:5]}; "
+            f"duplicated dead letters of inputs {[s for s, n in letters.items() if n > 1][:5]}"
+        )
 
 
 # ---------------------------------------------------------------- scenarios
