@@ -224,6 +224,8 @@ async def entry_bytes(bootstrap: str, topic: str) -> float:
     try:
         await reader.topics()  # fetches the cluster's metadata
         parts = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic) or ()]
+        if not parts:
+            return 0.0
         ends = await reader.end_offsets(parts)
         reader.assign(parts)
         await reader.seek_to_beginning(*parts)
