@@ -3,7 +3,7 @@
 import socket
 
 import faust
-from faust.types import TopicT
+from faust.types import TP, TopicT
 from faust.types.transports import ConsumerT, TransportT
 from mode.utils.objects import cached_property
 from mode.utils.queues import FlowControlEvent
@@ -73,6 +73,13 @@ class LedgerApp(faust.App):
         )
         await super().on_first_start()
 
+    async def _on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
+        """Let the sinks claim the assigned partitions first, then recover and seek as usual."""
+        if not self.should_stop:
+            for sink in self.sinks:
+                await sink.claim(assigned)
+        await super()._on_partitions_assigned(assigned, generation_id)
+
     async def on_stop(self) -> None:
         """Stop as usual, then close the sinks' producers."""
         await super().on_stop()
@@ -108,7 +115,10 @@ def create_app(settings: Settings) -> LedgerApp:
     topics = build_topics(app, settings)
     app.settings, app.ledger_topics = settings, topics
     table = CustomerTable(app, settings.partitions)
-    app.sinks = (sink_for("ingest", app, settings, None), sink_for("ledger", app, settings, table))
+    app.sinks = (
+        sink_for("ingest", app, settings, None, topics.sources.topics),
+        sink_for("ledger", app, settings, table, topics.by_customer.topics),
+    )
     pipeline = Pipeline(settings, topics, table, *app.sinks)
     app.agent(topics.sources, name="ingest", concurrency=1)(pipeline.ingest)
     app.agent(topics.by_customer, name="ledger", concurrency=1)(pipeline.ledger)

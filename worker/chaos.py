@@ -58,7 +58,7 @@ class Profile:
     soak_events: int
     eos_kills: int
     customers: int = 2000
-    soak_customers: int = 10_000
+    soak_customers: int = 2_000
     stall_s: float = 120.0
     timeout_s: float = 1800.0
 
@@ -503,7 +503,7 @@ async def soak(run: Run, p: Profile, rng: random.Random) -> Expected:
     """A long stream through one worker, with its RSS sampled."""
     run.worker().start()
     await run.produce(mixed(p.soak_events, p.soak_customers, rng.randrange(1 << 30)), chunk=20_000)
-    expected = await asyncio.to_thread(expect, run.sent)
+    expected = await asyncio.to_thread(expect, run.sent, int(run.settings["OBJECT_RETENTION_S"]))
     run.result.expected = len(expected.transactions)
     return expected
 
@@ -628,7 +628,7 @@ SCENARIOS: dict[str, tuple[Scenario, dict[str, str]]] = {
     "scale": (scale, {"PARTITIONS": "8"}),
     "broker-restart": (broker_restart, {}),
     "poison": (poison_flood, {}),
-    "soak": (soak, {}),
+    "soak": (soak, {"OBJECT_RETENTION_S": str(7 * 24 * 3600)}),
     "eos-kill9": (exactly_once_kill, EOS),
     "eos-scale": (scale, {"PARTITIONS": "8", **EOS}),
     "combined": (combined, {"PARTITIONS": "8"}),

@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     producer_linger_ms: Annotated[float, Field(ge=0, le=1000)] = 5.0
     max_payload_bytes: Annotated[int, Field(ge=1024)] = DEFAULT_MAX_PAYLOAD_BYTES
     dedupe_retention_s: Annotated[int, Field(ge=0)] = DEFAULT_DEDUPE_RETENTION_S
+    object_retention_s: Annotated[int, Field(ge=0)] = 0
 
     api_token: SecretStr | None = None
     """Bearer token of the HTTP API's writes; without one, writes are disabled."""

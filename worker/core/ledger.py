@@ -112,8 +112,14 @@ def apply(
     envelope: Envelope,
     *,
     dedupe_retention_s: int = DEFAULT_DEDUPE_RETENTION_S,
+    object_retention_s: int = 0,
 ) -> Result:
-    """Apply one event to its customer's state (None for a new customer)."""
+    """Apply one event to its customer's state (None for a new customer).
+
+    With `object_retention_s` > 0, what an invoice, credit note or session did is forgotten once the
+    customer's newest event is that many seconds of event time past the object's own newest event; 0 keeps
+    it forever, as the contract says.
+    """
     if not is_handled(envelope.type):
         return Result(Outcome.SKIPPED_UNHANDLED)
     customer = customer_of(envelope)
@@ -132,6 +138,8 @@ def apply(
     legs, after = _RULES[envelope.type](before, obj)
     transactions, after = _post(after, customer, envelope, legs)
     after = _remember(replace(after, livemode=envelope.livemode), envelope, dedupe_retention_s)
+    if object_retention_s > 0:
+        after = _forget_objects(after, envelope, object_retention_s)
     summary = None
     if transactions:
         summary = summarise(customer, after)
@@ -233,6 +241,30 @@ def _remember(state: CustomerState, envelope: Envelope, retention_s: int) -> Cus
     seen[envelope.id] = envelope.created
     horizon = max(seen.values()) - retention_s
     return replace(state, seen={k: t for k, t in seen.items() if t >= horizon})
+
+
+_OBJECT_KINDS = {"invoice": "invoices", "credit_note": "credit_notes", "checkout": "sessions"}
+"""Event type prefix → the `CustomerState` field holding that kind of object."""
+
+
+def _forget_objects(state: CustomerState, envelope: Envelope, retention_s: int) -> CustomerState:
+    """Note the event's object as touched now and forget the objects untouched for `retention_s`."""
+    touched = dict(state.touched)
+    kind = _OBJECT_KINDS.get(envelope.type.split(".", 1)[0])
+    object_id = envelope.object.get("id")
+    if kind is not None and isinstance(object_id, str):
+        touched[f"{kind}:{object_id}"] = envelope.created
+    horizon = max(state.seen.values()) - retention_s
+    stale = [key for key, at in touched.items() if at < horizon]
+    if not stale and touched == state.touched:
+        return state
+    invoices, credit_notes, sessions = dict(state.invoices), dict(state.credit_notes), dict(state.sessions)
+    held: dict[str, dict[str, Any]] = {"invoices": invoices, "credit_notes": credit_notes, "sessions": sessions}
+    for key in stale:
+        kind, object_id = key.split(":", 1)
+        held[kind].pop(object_id, None)
+        del touched[key]
+    return replace(state, touched=touched, invoices=invoices, credit_notes=credit_notes, sessions=sessions)
 
 
 # --- the rules: (state, object) -> (legs, state) -------------------------------

@@ -47,7 +47,9 @@ class CustomerState:
     `balances` has an entry per currency the customer has a ledger in; a
     ledger exists once it has a transaction. `livemode` is pinned by the
     customer's first applied event (None until then). `seen` maps applied event ids to
-    their `created`.
+    their `created`. `touched` maps `kind:id` of each invoice, credit note and
+    session to the `created` of its newest applied event; it is kept only when
+    per-object memory has a retention (`apply(..., object_retention_s=N)`).
     """
 
     livemode: bool | None = None
@@ -56,6 +58,7 @@ class CustomerState:
     credit_notes: dict[str, CreditNoteState] = field(default_factory=dict)
     sessions: dict[str, SessionState] = field(default_factory=dict)
     seen: dict[str, int] = field(default_factory=dict)
+    touched: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form; defaults are left out to keep entries small."""
@@ -66,6 +69,7 @@ class CustomerState:
             "credit_notes": {k: _compact(v) for k, v in self.credit_notes.items()},
             "sessions": {k: _compact(v) for k, v in self.sessions.items()},
             "seen": self.seen,
+            **({"touched": self.touched} if self.touched else {}),
         }
 
     @classmethod
@@ -78,6 +82,7 @@ class CustomerState:
             credit_notes={k: CreditNoteState(**v) for k, v in data["credit_notes"].items()},
             sessions={k: SessionState(**v) for k, v in data["sessions"].items()},
             seen=dict(data["seen"]),
+            touched=dict(data.get("touched", {})),
         )
 
 

@@ -37,8 +37,8 @@ class Expected:
         return self.outcomes[Outcome.SKIPPED_DUPLICATE] + self.outcomes[Outcome.SKIPPED_UNHANDLED]
 
 
-def expect(inputs: Sequence[tuple[Source, bytes | None, bytes | None]]) -> Expected:
-    """Run the inputs through the pure core, one state per customer."""
+def expect(inputs: Sequence[tuple[Source, bytes | None, bytes | None]], object_retention_s: int = 0) -> Expected:
+    """Run the inputs through the pure core, one state per customer (with the worker's object retention)."""
     states: dict[str, CustomerState] = {}
     out = Expected()
     for source, _key, value in inputs:
@@ -48,7 +48,8 @@ def expect(inputs: Sequence[tuple[Source, bytes | None, bytes | None]]) -> Expec
                 out.outcomes[Outcome.SKIPPED_UNHANDLED] += 1
                 continue
             customer = customer_of(envelope)
-            result = apply(states.get(customer) if customer else None, envelope)
+            state = states.get(customer) if customer else None
+            result = apply(state, envelope, object_retention_s=object_retention_s)
         except LedgerError as exc:
             out.dead_letters[source] = exc.code
             out.outcomes["dlq"] += 1

@@ -43,6 +43,10 @@ class Pipeline:
         self.table = table
         self.routed = routed
         self.applied = applied
+        self.by_customer = topics.by_customer.get_topic_name()
+        self.transactions = topics.transactions.get_topic_name()
+        self.summaries = topics.summaries.get_topic_name()
+        self.dlq = topics.dlq.get_topic_name()
 
     async def ingest(self, stream: StreamT[bytes]) -> None:
         """Agent body: inputs → by-customer topic (or the DLQ)."""
@@ -77,7 +81,7 @@ class Pipeline:
             self._reject(event, exc, batch)
             return
         header = Source.of(event).header()
-        batch.records.append(Record(self.topics.by_customer, customer.encode(), payload, header))
+        batch.records.append(Record(self.by_customer, customer.encode(), payload, header))
 
     def _apply(self, event: EventT[bytes], batch: Batch) -> None:
         key = event.message.key
@@ -87,7 +91,12 @@ class Pipeline:
             envelope = decode(event.message.value, self.settings.max_payload_bytes)
             pending = batch.entries.get(key)
             state = pending[1] if pending else self.table.get(key)
-            result = apply(state, envelope, dedupe_retention_s=self.settings.dedupe_retention_s)
+            result = apply(
+                state,
+                envelope,
+                dedupe_retention_s=self.settings.dedupe_retention_s,
+                object_retention_s=self.settings.object_retention_s,
+            )
         except Exception as exc:
             self._reject(event, exc, batch)
             return
@@ -95,10 +104,10 @@ class Pipeline:
         if result.state is not None:
             batch.entries[key] = (event.message.partition, result.state)
         for txn in result.transactions:
-            batch.records.append(Record(self.topics.transactions, key, txn.model_dump_json().encode()))
+            batch.records.append(Record(self.transactions, key, txn.model_dump_json().encode()))
             TRANSACTIONS.labels(txn.type, txn.currency).inc()
         if result.summary is not None:
-            batch.records.append(Record(self.topics.summaries, key, result.summary.model_dump_json().encode()))
+            batch.records.append(Record(self.summaries, key, result.summary.model_dump_json().encode()))
 
     def _reject(self, event: EventT[bytes], exc: Exception, batch: Batch) -> None:
         if isinstance(exc, LedgerError):
@@ -110,7 +119,7 @@ class Pipeline:
             )
         source = Source.of(event)
         letter = dead_letter(code, message, source.dead_letter_source(), event.message.value, int(time.time()))
-        batch.records.append(Record(self.topics.dlq, source.key, letter.model_dump_json().encode()))
+        batch.records.append(Record(self.dlq, source.key, letter.model_dump_json().encode()))
         EVENTS.labels("dlq", code).inc()
 
     @staticmethod

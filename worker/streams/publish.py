@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from faust.types import TopicT
+from faust.types import ProducerT
 
 from worker.metrics import PUBLISH_RETRIES
 
@@ -22,9 +22,9 @@ MAX_BACKOFF_S = 5.0
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One record to send."""
+    """One record to send, to a topic by name."""
 
-    topic: TopicT
+    topic: str
     key: bytes | None
     value: bytes | None
     headers: dict[str, bytes] = field(default_factory=dict)
@@ -47,12 +47,16 @@ async def until_acked(send_all: Callable[[], Awaitable[Sequence[Any]]], what: st
             backoff = min(backoff * 2, MAX_BACKOFF_S)
 
 
-async def publish(records: Sequence[Record]) -> None:
-    """Send the records, in order, and wait until the broker acknowledged all of them."""
+async def publish(producer: ProducerT, records: Sequence[Record]) -> None:
+    """Send the records, in order, and wait until the broker acknowledged all of them.
+
+    Straight to Faust's producer, not through `Topic.send`, whose per-record future, callbacks and
+    sensors cost about a tenth of the worker's time in the profile.
+    """
     if not records:
         return
 
     async def send_all() -> list[Any]:
-        return [await r.topic.send(key=r.key, value=r.value, headers=r.headers or None) for r in records]
+        return [await producer.send(r.topic, r.key, r.value, None, None, r.headers or None) for r in records]
 
     await until_acked(send_all, f"{len(records)} records")

@@ -19,7 +19,7 @@ stops rather than write from state that is no longer its own.
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
@@ -60,6 +60,10 @@ class Sink(Protocol):
         """Make one part's effects durable."""
         ...
 
+    async def claim(self, assigned: set[TP]) -> None:
+        """Take ownership of newly assigned partitions, before their state is recovered."""
+        ...
+
     async def stop(self) -> None:
         """Release what the sink holds."""
         ...
@@ -68,7 +72,8 @@ class Sink(Protocol):
 class AckedSink:
     """at_least_once: outputs acked first, then the table entries."""
 
-    def __init__(self, table: CustomerTable | None) -> None:
+    def __init__(self, app: faust.App, table: CustomerTable | None) -> None:
+        self.app = app
         self.table = table
 
     def groups(self, events: Events) -> list[Events]:
@@ -77,9 +82,12 @@ class AckedSink:
 
     async def commit(self, events: Events, batch: Batch) -> None:
         """Publish and wait, then write the entries and wait."""
-        await publish(batch.records)
+        await publish(self.app.producer, batch.records)
         if self.table is not None:
             await self.table.commit(batch.entries)
+
+    async def claim(self, assigned: set[TP]) -> None:
+        """Nothing to claim: nothing is fenced under at_least_once."""
 
     async def stop(self) -> None:
         """Nothing to release: records go through Faust's producer."""
@@ -88,8 +96,11 @@ class AckedSink:
 class TransactionalSink:
     """exactly_once: one transaction per source partition of a batch, holding its offsets too."""
 
-    def __init__(self, name: str, app: faust.App, settings: Settings, table: CustomerTable | None) -> None:
+    def __init__(
+        self, name: str, app: faust.App, settings: Settings, table: CustomerTable | None, topics: frozenset[str]
+    ) -> None:
         self.name = name
+        self.topics = topics
         self.app = app
         self.settings = settings
         self.table = table
@@ -108,13 +119,47 @@ class TransactionalSink:
         return f"{self.app.conf.id}-{self.name}-{self.app.assignor.group_for_topic(tp.topic)}-{tp.partition}"
 
     def groups(self, events: Events) -> list[Events]:
-        """The batch split by transactional id, in order within each."""
+        """The batch split by transactional id, in order within each.
+
+        An event of a partition this worker does not own (a stale one from before a rebalance) is left out:
+        its owner handles it, and acking it here moves no offset (the sinks commit them).
+        """
         by_id: dict[str, list[EventT[bytes]]] = defaultdict(list)
         for event in events:
-            tp = event.message.tp
-            tid = self.owners.get(tp) or self.owners.setdefault(tp, self.transactional_id(tp))
+            tid = self.owners.get(event.message.tp)
+            if tid is None:
+                log.debug("skipping an event of %s, a partition this worker does not own", event.message.tp)
+                continue
             by_id[tid].append(event)
         return list(by_id.values())
+
+    async def claim(self, assigned: set[TP]) -> None:
+        """Start the producers of the assigned partitions before Faust recovers their state and seeks.
+
+        Starting a producer fences its previous owner and completes that owner's last transaction: a commit
+        still writing its markers, or an open transaction, which is aborted. Recovery and the offset fetch
+        then see every committed effect; without this, a partition moved right after a commit was read
+        back without that commit's changelog entries and offsets, and its events were applied again.
+        """
+        for tp in assigned:
+            if tp.topic in self.topics:
+                self.owners[tp] = self.transactional_id(tp)
+
+        async def start(tid: str) -> None:
+            backoff = 0.1
+            async with self.locks[tid]:
+                while True:
+                    try:
+                        await self._producer(tid)
+                        return
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:  # the broker may be restarting: retry until it answers
+                        log.warning("starting producer %s failed (%s); retrying in %.1fs", tid, exc, backoff)
+                        await asyncio.sleep(backoff)
+                        backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+        await asyncio.gather(*(start(tid) for tid in set(self.owners.values())))
 
     async def commit(self, events: Events, batch: Batch) -> None:
         """Send the records, the entries' changelog records and the offsets in one transaction."""
@@ -154,7 +199,7 @@ class TransactionalSink:
             sent = []
             for r in records:
                 headers = list(r.headers.items()) if r.headers else None
-                sent.append(await producer.send(r.topic.get_topic_name(), r.value, key=r.key, headers=headers))
+                sent.append(await producer.send(r.topic, r.value, key=r.key, headers=headers))
             if self.table is not None:
                 changelog = self.table.changelog_topic
                 for key, (partition, value) in entries.items():
@@ -205,8 +250,8 @@ class TransactionalSink:
             await self._drop(tid)
 
 
-def sink_for(name: str, app: faust.App, settings: Settings, table: CustomerTable | None) -> Sink:
-    """The sink the processing guarantee asks for, for the agent `name`."""
+def sink_for(name: str, app: faust.App, settings: Settings, table: CustomerTable | None, topics: Iterable[str]) -> Sink:
+    """The sink the processing guarantee asks for, for the agent `name` reading `topics`."""
     if settings.processing_guarantee == "exactly_once":
-        return TransactionalSink(name, app, settings, table)
-    return AckedSink(table)
+        return TransactionalSink(name, app, settings, table, frozenset(topics))
+    return AckedSink(app, table)

@@ -60,8 +60,12 @@ async def write_acked(table: TableT[Any, Any], entries: Mapping[bytes, tuple[int
     if not entries:
         return
 
+    producer, topic = table.app.producer, table.changelog_topic.get_topic_name()
+
     async def send_all() -> list[Any]:
-        return [table.send_changelog(partition, key, value) for key, (partition, value) in entries.items()]
+        return [
+            await producer.send(topic, key, value, partition, None, None) for key, (partition, value) in entries.items()
+        ]
 
     await until_acked(send_all, f"{len(entries)} {table.name} entries")
     keep(table, entries)

@@ -131,13 +131,7 @@ class Api:
         self.settings = settings
         self.customers = customers
         self.history = history
-        self.commands = app.topic(
-            settings.topic_balance_commands,
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-        )
+        self.command_topic = settings.topic_balance_commands
         self._pending: set[str] = set()
 
     def register(self) -> None:
@@ -257,7 +251,10 @@ class Api:
                 envelope = self._envelope(event_id, command, livemode, key)
                 try:
                     await asyncio.wait_for(
-                        publish([Record(self.commands, customer.encode(), orjson.dumps(envelope))]),
+                        publish(
+                            self.app.producer,
+                            [Record(self.command_topic, customer.encode(), orjson.dumps(envelope))],
+                        ),
                         self.settings.api_wait_timeout_s,
                     )
                 except TimeoutError:
