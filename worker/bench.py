@@ -218,14 +218,16 @@ async def ready(workers: Sequence[WorkerProcess], timeout: float) -> None:
 
 async def entry_bytes(bootstrap: str, topic: str) -> float:
     """The mean size of the latest value of each key in a (changelog) topic."""
+    probe = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await probe.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in await probe.partitions_for(topic)]
+    finally:
+        await probe.stop()
     reader = consumer(bootstrap)
     await reader.start()
     latest: dict[bytes | None, int] = {}
     try:
-        await reader.topics()  # fetches the cluster's metadata
-        parts = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic) or ()]
-        if not parts:
-            return 0.0
         ends = await reader.end_offsets(parts)
         reader.assign(parts)
         await reader.seek_to_beginning(*parts)
