@@ -3,12 +3,18 @@
 from typing import Any
 
 import pytest
+from aiokafka.errors import ProducerFenced
 from faust.transport.consumer import Consumer as StockConsumer
 from faust.types import TP
 
 from worker.app import create_app
 from worker.settings import Settings
-from worker.streams.offsets import AckedCommitConsumer, EndOffsetsConsumerThread, next_commit
+from worker.streams.offsets import (
+    AckedCommitConsumer,
+    EndOffsetsConsumerThread,
+    FenceTolerantTransactionManager,
+    next_commit,
+)
 
 TP0 = TP("by-customer", 0)
 
@@ -96,3 +102,20 @@ async def test_stock_faust_lags_after_a_transaction_marker() -> None:
 def test_end_offsets_come_from_the_broker_in_both_isolation_levels() -> None:
     """Faust's exactly-once path reads a last stable offset not yet fetched as -1 (a standby crash)."""
     assert isinstance(consumer(None)._thread, EndOffsetsConsumerThread)
+
+
+async def test_a_fenced_commit_of_faust_transaction_manager_is_skipped_not_a_crash() -> None:
+    app = create_app(Settings(kafka_bootstrap_servers="127.0.0.1:1", processing_guarantee="exactly_once"))
+    manager = app.consumer.transactions
+    assert isinstance(manager, FenceTolerantTransactionManager)
+    app.assignor._topic_groups = {TP0.topic: 0}
+    calls: list[Any] = []
+
+    async def fenced(by_transactional_id: Any, group_id: str, start_new_transaction: bool = True) -> None:
+        calls.append(by_transactional_id)
+        raise ProducerFenced()
+
+    manager.producer.commit_transactions = fenced  # type: ignore[method-assign]
+    assert await manager.commit({TP0: 5}) is False
+    assert calls == [{f"{app.conf.id}-0-0": {TP0: 5}}]
+    assert not app.should_stop
