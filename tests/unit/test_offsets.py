@@ -115,7 +115,14 @@ async def test_a_fenced_commit_of_faust_transaction_manager_is_skipped_not_a_cra
         calls.append(by_transactional_id)
         raise ProducerFenced()
 
+    stopped: list[str] = []
+
+    async def stop_transaction(transactional_id: str) -> None:
+        stopped.append(transactional_id)
+
     manager.producer.commit_transactions = fenced  # type: ignore[method-assign]
+    manager.producer.stop_transaction = stop_transaction  # type: ignore[method-assign]
     assert await manager.commit({TP0: 5}) is False
     assert calls == [{f"{app.conf.id}-0-0": {TP0: 5}}]
+    assert stopped == [f"{app.conf.id}-0-0"]
     assert not app.should_stop

@@ -33,8 +33,10 @@ answers with the last stable offset for a read_committed consumer.
 
 Under exactly_once Faust's own transaction manager still commits the history
 agent's offsets, and a `ProducerFenced` there crashes the whole worker (seen
-once in a 50,000-event scale run, two seconds after a rebalance). A fenced
-commit is now logged and skipped: the partition's next owner commits it.
+once in a 50,000-event scale run, two seconds after a rebalance), and the
+fenced producer, left mid-transaction, failed every later commit. A fenced
+commit is now logged and skipped and its producers dropped; the partitions'
+owners after the next rebalance commit them.
 """
 
 import logging
@@ -42,7 +44,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import ClassVar, cast
 
-from aiokafka.errors import ProducerFenced
+from aiokafka.errors import IllegalOperation, ProducerFenced
 from faust.transport.consumer import TransactionManager
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
@@ -100,8 +102,12 @@ class FenceTolerantTransactionManager(TransactionManager):
             await self.producer.commit_transactions(
                 by_transactional_id, group_id, start_new_transaction=start_new_transaction
             )
-        except ProducerFenced:
-            log.warning("offsets %s not committed: fenced by the partitions' new owner", dict(offsets))
+        except (ProducerFenced, IllegalOperation) as exc:
+            # the fenced producer is left mid-transaction, so later commits through it would fail too:
+            # drop it; Faust starts a new one for each partition assigned at the next rebalance
+            log.warning("offsets %s not committed (%s); dropping those producers", dict(offsets), type(exc).__name__)
+            for transactional_id in by_transactional_id:
+                await self.producer.stop_transaction(transactional_id)
             return False
         return True
 
