@@ -141,9 +141,12 @@ async def raw_pipe(bootstrap: str, source: str, sink: str, count: int) -> None:
 
 
 def output_count(inputs: Sequence[Positioned]) -> int:
-    """Transactions, summaries and dead letters the contract predicts for the inputs."""
+    """Transactions and dead letters the contract predicts for the inputs.
+
+    Summaries are left out: their topic is compacted, so the broker may already have removed some.
+    """
     expected = expect(inputs)
-    return len(expected.order) + expected.summary_count + len(expected.dead_letters)
+    return len(expected.order) + len(expected.dead_letters)
 
 
 def last_txn_ids(messages: Sequence[Message]) -> Iterator[tuple[int, str]]:
@@ -277,10 +280,11 @@ async def run(options: argparse.Namespace, broker: BrokerProcess, workdir: Path)
         await ready(workers, options.timeout)
         cpu_before = sum(cpu_seconds(w.pid) for w in workers)
         sent = await produce(bootstrap, names.topic("invoice_events"), messages)
-        outputs = [names.topic(t) for t in ("transactions", "summaries", "dlq")]
-        worker_records_rate = await span_rate(bootstrap, outputs, output_count(sent), options.timeout)
+        outputs = [names.topic(t) for t in ("transactions", "dlq")]
+        wanted = output_count(sent)
+        worker_records_rate = await span_rate(bootstrap, outputs, wanted, options.timeout)
         cpu = sum(cpu_seconds(w.pid) for w in workers) - cpu_before
-        worker_rate = worker_records_rate * len(messages) / output_count(sent)
+        worker_rate = worker_records_rate * len(messages) / wanted
         state_bytes = await entry_bytes(bootstrap, f"{names.app_id}-customers-changelog")
         offered = max(1.0, worker_rate / 2)
         count = max(100, int(offered * options.latency_seconds))
