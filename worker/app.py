@@ -39,12 +39,10 @@ class LedgerApp(faust.App):
         return LedgerTransport(self.conf.broker_consumer, self)
 
     def _new_consumer(self) -> ConsumerT:
-        """The consumer, told which topics the sinks commit in their transactions under exactly_once."""
+        """The consumer, told which topics the sinks commit themselves (under exactly_once, in transactions)."""
         consumer = super()._new_consumer()
-        if isinstance(consumer, AckedCommitConsumer) and self.settings.processing_guarantee == "exactly_once":
-            consumer.committed_elsewhere = frozenset(
-                {*self.ledger_topics.sources.topics, *self.ledger_topics.by_customer.topics}
-            )
+        if isinstance(consumer, AckedCommitConsumer):
+            consumer.committed_elsewhere = frozenset().union(*(sink.committed_topics for sink in self.sinks))
         return consumer
 
     @cached_property

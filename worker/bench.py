@@ -39,10 +39,9 @@ from worker.brokers.process import BrokerProcess
 from worker.brokers.tansu import TansuBroker
 from worker.core.ids import transaction_id
 from worker.harness.oracle import expect
-from worker.harness.worker_process import Names, WorkerProcess
+from worker.harness.worker_process import READY, Names, WorkerProcess
 from worker.sample import mixed
 
-READY = b"Worker ready"
 Message = tuple[bytes, bytes]
 Positioned = tuple[tuple[str, int, int], bytes, bytes]
 

@@ -31,7 +31,7 @@ from worker.core.ids import transaction_id
 from worker.harness.collector import Collector
 from worker.harness.oracle import Expected, Report, Source, check, expect
 from worker.harness.signals import exit_with, interrupts_ignored
-from worker.harness.worker_process import Names, WorkerProcess
+from worker.harness.worker_process import READY, Names, WorkerProcess
 from worker.sample import command, credit_note, envelope, invoice, mixed
 
 Message = tuple[bytes | None, bytes | None]
@@ -43,7 +43,6 @@ EOS = {"PROCESSING_GUARANTEE": "exactly_once"}
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 BROKER_CONFIG = {"message.max.bytes": str(MAX_MESSAGE_BYTES)}
 BIG_PAYLOAD_BYTES = 5 * 1024 * 1024
-READY = b"Worker ready"
 LOG_PROBLEM = re.compile(r"\b(ERROR|CRITICAL|Traceback|KeyError|UnknownError)\b")
 
 

@@ -96,20 +96,17 @@ def asyncapi() -> dict[str, Any]:
             "contentType": "application/json",
             "payload": {"$ref": "schemas/event_envelope.schema.json"},
         },
-        "customerBalanceTransaction": {
-            "name": "customer_balance_transaction",
-            "contentType": "application/json",
-            "payload": {"$ref": "schemas/customer_balance_transaction.schema.json"},
-        },
-        "creditBalanceSummary": {
-            "name": "credit_balance_summary",
-            "contentType": "application/json",
-            "payload": {"$ref": "schemas/credit_balance_summary.schema.json"},
-        },
-        "deadLetter": {
-            "name": "dead_letter",
-            "contentType": "application/json",
-            "payload": {"$ref": "schemas/dead_letter.schema.json"},
+        **{
+            message: {
+                "name": name,
+                "contentType": "application/json",
+                "payload": {"$ref": f"schemas/{name}.schema.json"},
+            }
+            for message, name in (
+                ("customerBalanceTransaction", "customer_balance_transaction"),
+                ("creditBalanceSummary", "credit_balance_summary"),
+                ("deadLetter", "dead_letter"),
+            )
         },
     }
     for spec in messages.values():

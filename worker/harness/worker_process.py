@@ -13,6 +13,8 @@ from worker.brokers.process import die_with_parent, free_ports
 from worker.settings import ENV_PREFIX
 
 WORKER_CODE = "from worker.cli import main; main()"
+READY = b"Worker ready"
+"""What a worker logs (at info level) once its partitions are recovered and it processes events."""
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # Faust's spinner, in the log
 
 TOPIC_SETTINGS = {

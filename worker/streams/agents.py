@@ -15,6 +15,7 @@ state, whose remembered event ids skip the batch.
 
 import logging
 import time
+from collections.abc import Callable
 
 from faust.types import EventT, StreamT
 
@@ -50,21 +51,20 @@ class Pipeline:
 
     async def ingest(self, stream: StreamT[bytes]) -> None:
         """Agent body: inputs → by-customer topic (or the DLQ)."""
-        async for events in acked_batches(stream, self.settings.batch_max):
-            for group in self.routed.groups(events):
-                batch = Batch()
-                for event in group:
-                    self._route(event, batch)
-                await self.routed.commit(group, batch)
+        await self._run(stream, self.routed, self._route)
 
     async def ledger(self, stream: StreamT[bytes]) -> None:
         """Agent body: by-customer topic → transactions, summaries, DLQ and the table."""
+        await self._run(stream, self.applied, self._apply)
+
+    async def _run(self, stream: StreamT[bytes], sink: Sink, handle: Callable[[EventT[bytes], Batch], None]) -> None:
+        """Handle each batch part by part, as the sink splits it, and commit each part through the sink."""
         async for events in acked_batches(stream, self.settings.batch_max):
-            for group in self.applied.groups(events):
+            for group in sink.groups(events):
                 batch = Batch()
                 for event in group:
-                    self._apply(event, batch)
-                await self.applied.commit(group, batch)
+                    handle(event, batch)
+                await sink.commit(group, batch)
 
     def _route(self, event: EventT[bytes], batch: Batch) -> None:
         payload = event.message.value

@@ -30,21 +30,34 @@ class Record:
     headers: dict[str, bytes] = field(default_factory=dict)
 
 
-async def until_acked(send_all: Callable[[], Awaitable[Sequence[Any]]], what: str) -> None:
-    """Run `send_all` (which returns futures of broker acks) until every ack arrives."""
+async def retrying(attempt: Callable[[], Awaitable[object]], what: str, *, counted: bool = True) -> None:
+    """Run `attempt` until it returns, backing off between failures; a failure is retried, never dropped.
+
+    Cancellation and `BaseException`s such as `SystemExit` pass through; `counted` retries add to
+    `balance_publish_retries`.
+    """
     backoff = 0.1
     while True:
         try:
-            futures = await send_all()
-            await asyncio.gather(*futures)
+            await attempt()
             return
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # any send failure is retried, never dropped
-            PUBLISH_RETRIES.inc()
-            log.warning("sending %s failed (%s: %s); retrying in %.1fs", what, type(exc).__name__, exc, backoff)
+        except Exception as exc:
+            if counted:
+                PUBLISH_RETRIES.inc()
+            log.warning("%s failed (%s: %s); retrying in %.1fs", what, type(exc).__name__, exc, backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+
+async def until_acked(send_all: Callable[[], Awaitable[Sequence[Any]]], what: str) -> None:
+    """Run `send_all` (which returns futures of broker acks) until every ack arrives."""
+
+    async def attempt() -> None:
+        await asyncio.gather(*await send_all())
+
+    await retrying(attempt, f"sending {what}")
 
 
 async def publish(producer: ProducerT, records: Sequence[Record]) -> None:

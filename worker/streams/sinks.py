@@ -30,10 +30,9 @@ from faust.types import TP, EventT
 
 from worker.core.state import CustomerState
 from worker.kafka_security import aiokafka_security
-from worker.metrics import PUBLISH_RETRIES
 from worker.settings import Settings
-from worker.streams.publish import MAX_BACKOFF_S, Record, publish
-from worker.streams.tables import CustomerTable, encode_state
+from worker.streams.publish import Record, publish, retrying
+from worker.streams.tables import CustomerTable, encoded
 from worker.streams.topics import DLQ_MAX_MESSAGE_BYTES
 
 log = logging.getLogger(__name__)
@@ -51,6 +50,9 @@ class Batch:
 
 class Sink(Protocol):
     """Makes a handled batch durable; its events may be acked once `commit` returns."""
+
+    committed_topics: frozenset[str]
+    """The consumed topics whose offsets the sink commits itself (Faust commits the others)."""
 
     def groups(self, events: Events) -> list[Events]:
         """The batch split into the parts that commit together."""
@@ -71,6 +73,8 @@ class Sink(Protocol):
 
 class AckedSink:
     """at_least_once: outputs acked first, then the table entries."""
+
+    committed_topics: frozenset[str] = frozenset()
 
     def __init__(self, app: faust.App, table: CustomerTable | None) -> None:
         self.app = app
@@ -100,7 +104,7 @@ class TransactionalSink:
         self, name: str, app: faust.App, settings: Settings, table: CustomerTable | None, topics: frozenset[str]
     ) -> None:
         self.name = name
-        self.topics = topics
+        self.committed_topics = topics
         self.app = app
         self.settings = settings
         self.table = table
@@ -143,22 +147,12 @@ class TransactionalSink:
         applied again: one duplicate in a 50,000-event scale run.
         """
         for tp in assigned:
-            if tp.topic in self.topics:
+            if tp.topic in self.committed_topics:
                 self.owners[tp] = self.transactional_id(tp)
 
         async def start(tid: str) -> None:
-            backoff = 0.1
-            async with self.locks[tid]:
-                while True:
-                    try:
-                        await self._producer(tid)
-                        return
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception as exc:  # the broker may be restarting: retry until it answers
-                        log.warning("starting producer %s failed (%s); retrying in %.1fs", tid, exc, backoff)
-                        await asyncio.sleep(backoff)
-                        backoff = min(backoff * 2, MAX_BACKOFF_S)
+            async with self.locks[tid]:  # the broker may be restarting: retry until it answers
+                await retrying(lambda: self._producer(tid), f"starting producer {tid}", counted=False)
 
         await asyncio.gather(*(start(tid) for tid in set(self.owners.values())))
 
@@ -168,27 +162,22 @@ class TransactionalSink:
         for event in events:
             tp = event.message.tp
             offsets[tp] = max(offsets.get(tp, 0), event.message.offset + 1)
-        entries = {key: (p, encode_state(state)) for key, (p, state) in batch.entries.items()}
+        entries = encoded(batch.entries)
         tid = self.owners[events[0].message.tp]
+
+        async def attempt() -> None:
+            try:
+                await self._transact(tid, batch.records, entries, offsets)
+            except ProducerFenced:
+                log.error("transactional id %s was fenced: another worker owns its partition; stopping", tid)
+                await self._drop(tid)
+                raise SystemExit(3) from None
+            except Exception:  # retried with a new producer, whose start aborts the open transaction
+                await self._drop(tid)
+                raise
+
         async with self.locks[tid]:
-            backoff = 0.1
-            while True:
-                try:
-                    await self._transact(tid, batch.records, entries, offsets)
-                    break
-                except asyncio.CancelledError:
-                    raise
-                except ProducerFenced:
-                    log.error("transactional id %s was fenced: another worker owns its partition; stopping", tid)
-                    await self._drop(tid)
-                    raise SystemExit(3) from None
-                except Exception as exc:  # retried with a new producer, whose start aborts the open transaction
-                    PUBLISH_RETRIES.inc()
-                    failure = f"{type(exc).__name__}: {exc}"
-                    log.warning("transaction %s failed (%s); retrying in %.1fs", tid, failure, backoff)
-                    await self._drop(tid)
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, MAX_BACKOFF_S)
+            await retrying(attempt, f"transaction {tid}")
         if self.table is not None:
             self.table.keep(entries)
 

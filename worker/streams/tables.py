@@ -21,6 +21,11 @@ def encode_state(state: CustomerState) -> bytes:
     return orjson.dumps(state.to_dict())
 
 
+def encoded(entries: Mapping[bytes, tuple[int, CustomerState]]) -> dict[bytes, tuple[int, bytes]]:
+    """Each (partition, state) entry with its state as a table value."""
+    return {key: (partition, encode_state(state)) for key, (partition, state) in entries.items()}
+
+
 def decode_state(data: bytes) -> CustomerState:
     """A state from a table value."""
     return CustomerState.from_dict(orjson.loads(data))
@@ -44,7 +49,7 @@ class CustomerTable:
 
     async def commit(self, entries: Mapping[bytes, tuple[int, CustomerState]]) -> None:
         """Write each (partition, state) to the changelog and wait until all are acknowledged."""
-        await write_acked(self.table, {key: (p, encode_state(state)) for key, (p, state) in entries.items()})
+        await write_acked(self.table, encoded(entries))
 
     def keep(self, entries: Mapping[bytes, tuple[int, bytes]]) -> None:
         """Keep entries whose changelog records are durable in the in-memory store."""
