@@ -16,7 +16,14 @@ from worker.streams.history import History
 from worker.streams.offsets import AckedCommitConsumer, LedgerTransport
 from worker.streams.sinks import Sink, sink_for
 from worker.streams.tables import CustomerTable
-from worker.streams.topics import DLQ_MAX_MESSAGE_BYTES, Topics, build_topics, create_topics, new_topics
+from worker.streams.topics import (
+    DLQ_MAX_MESSAGE_BYTES,
+    Topics,
+    build_topics,
+    create_topics,
+    new_topics,
+    require_partitions,
+)
 from worker.streams.transactions import require_transactions
 from worker.web import dashboard, health, metrics
 from worker.web.api import Api
@@ -69,6 +76,13 @@ class LedgerApp(faust.App):
             new_topics(self.created_topics(), self.settings.replication_factor),
             aiokafka_security(self.settings),
         )
+        if self.settings.skip_repartition:
+            await require_partitions(
+                self.settings.kafka_bootstrap_servers,
+                self.settings.input_topics,
+                self.settings.partitions,
+                aiokafka_security(self.settings),
+            )
         await super().on_first_start()
 
     async def _on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
@@ -113,13 +127,19 @@ def create_app(settings: Settings) -> LedgerApp:
     topics = build_topics(app, settings)
     app.settings, app.ledger_topics = settings, topics
     table = CustomerTable(app, settings.partitions)
-    app.sinks = (
-        sink_for("ingest", app, settings, None, topics.sources.topics),
-        sink_for("ledger", app, settings, table, topics.by_customer.topics),
-    )
-    pipeline = Pipeline(settings, topics, table, *app.sinks)
-    app.agent(topics.sources, name="ingest", concurrency=1)(pipeline.ingest)
-    app.agent(topics.by_customer, name="ledger", concurrency=1)(pipeline.ledger)
+    if settings.skip_repartition:
+        ledger = topics.direct()
+        app.sinks = (sink_for("ledger", app, settings, table, ledger.topics),)
+        pipeline = Pipeline(settings, topics, table, routed=app.sinks[0], applied=app.sinks[0])
+        app.agent(ledger, name="ledger", concurrency=1)(pipeline.direct)
+    else:
+        app.sinks = (
+            sink_for("ingest", app, settings, None, topics.sources.topics),
+            sink_for("ledger", app, settings, table, topics.by_customer.topics),
+        )
+        pipeline = Pipeline(settings, topics, table, *app.sinks)
+        app.agent(topics.sources, name="ingest", concurrency=1)(pipeline.ingest)
+        app.agent(topics.by_customer, name="ledger", concurrency=1)(pipeline.ledger)
     history = History(app, settings.partitions, settings.history_limit, settings.batch_max)
     app.agent(topics.transactions, name="history", concurrency=1)(history.agent)
     consumed = {*topics.sources.topics, *topics.by_customer.topics, *topics.transactions.topics}

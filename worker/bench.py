@@ -55,6 +55,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--latency-seconds", type=float, default=10.0, help="length of the half-load run")
     parser.add_argument("--workers", type=int, default=1, help="worker processes in the throughput and latency runs")
+    parser.add_argument(
+        "--skip-repartition", action="store_true", help="run the workers with BALANCE_SKIP_REPARTITION=true"
+    )
     parser.add_argument("--timeout", type=float, default=600.0)
     return parser.parse_args(argv)
 
@@ -269,6 +272,8 @@ async def run(options: argparse.Namespace, broker: BrokerProcess, workdir: Path)
 
     names = Names("bench")
     settings = {**names.settings(), "PARTITIONS": str(options.partitions)}
+    if options.skip_repartition:
+        settings["SKIP_REPARTITION"] = "true"
     if isinstance(broker, TansuBroker):
         settings.update({"SESSION_TIMEOUT_S": "2", "HEARTBEAT_INTERVAL_S": "0.5"})
     workers = [
@@ -308,6 +313,7 @@ async def run(options: argparse.Namespace, broker: BrokerProcess, workdir: Path)
         "broker": "apache-kafka" if isinstance(broker, KafkaBroker) else "tansu",
         "workers": options.workers,
         "partitions": options.partitions,
+        "skip_repartition": options.skip_repartition,
         "cpu_ms_per_event": round(cpu * 1000 / len(messages), 3),
         "customers": options.customers,
         "state_bytes_per_customer": round(state_bytes),

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     max_payload_bytes: Annotated[int, Field(ge=1024)] = DEFAULT_MAX_PAYLOAD_BYTES
     dedupe_retention_s: Annotated[int, Field(ge=0)] = DEFAULT_DEDUPE_RETENTION_S
     object_retention_s: Annotated[int, Field(ge=0)] = 0
+    skip_repartition: bool = False
+    """Apply input events already on their customer's partition without the by-customer hop."""
 
     api_token: SecretStr | None = None
     """Bearer token of the HTTP API's writes; without one, writes are disabled."""

@@ -22,6 +22,7 @@ FIELDS = {
     "broker",
     "workers",
     "partitions",
+    "skip_repartition",
     "cpu_ms_per_event",
     "customers",
     "state_bytes_per_customer",
@@ -30,6 +31,7 @@ FIELDS = {
 
 def test_bench_reports_every_figure_on_tansu() -> None:
     argv = ["bench", "--broker", "tansu", "--events", "3000", "--customers", "300", "--latency-seconds", "1"]
+    argv.append("--skip-repartition")
     done = subprocess.run(
         [sys.executable, "-c", "from worker.cli import main; main()", *argv],
         capture_output=True,
@@ -42,7 +44,7 @@ def test_bench_reports_every_figure_on_tansu() -> None:
     assert set(report) == FIELDS
     assert report["events"] == 3000 and report["broker"] == "tansu"
     assert report["worker_events_per_s"] > 0 and report["baseline_events_per_s"] > 0
-    assert report["workers"] == 1 and report["customers"] == 300
+    assert report["workers"] == 1 and report["customers"] == 300 and report["skip_repartition"] is True
     assert report["cpu_ms_per_event"] > 0 and report["state_bytes_per_customer"] > 0
     assert report["ratio"] == pytest.approx(report["worker_events_per_s"] / report["baseline_events_per_s"], rel=0.02)
     assert report["latency_samples"] > 0 and 0 < report["p50_ms"] <= report["p99_ms"]

@@ -1,4 +1,4 @@
-"""The exactly_once sink's split of a batch: by owned partition, and nothing for partitions it does not own."""
+"""The exactly_once sink's split of a batch: by owned partition, nothing it does not own, nothing twice."""
 
 from types import SimpleNamespace
 from typing import Any
@@ -35,6 +35,31 @@ def test_events_of_partitions_not_owned_are_left_to_their_owner() -> None:
     (topic,) = sink.committed_topics
     sink.owners = {TP(topic, 0): "ledger-0"}
     assert sink.groups([event(TP(topic, 3), 5)]) == []
+
+
+def test_events_faust_delivers_again_are_taken_once() -> None:
+    sink = ledger_sink()
+    (topic,) = sink.committed_topics
+    p0, p1 = TP(topic, 0), TP(topic, 1)
+    sink.owners = {p0: "ledger-0", p1: "ledger-1"}
+    sink.next_offsets = {p0: 10, p1: 0}  # the committed offsets at the claim
+    first = [event(p0, 8), event(p0, 10), event(p0, 11), event(p1, 0), event(p0, 10), event(p0, 12)]
+    again = [event(p0, 11), event(p0, 13), event(p1, 0), event(p1, 2)]
+
+    taken = [[[e.message.offset for e in g] for g in sink.groups(batch)] for batch in (first, again)]
+
+    assert taken == [[[10, 11, 12], [0]], [[13], [2]]]
+
+
+def test_skipping_the_hop_gives_the_ledger_both_the_inputs_and_the_by_customer_topic() -> None:
+    settings = Settings(
+        kafka_bootstrap_servers="127.0.0.1:1", processing_guarantee="exactly_once", skip_repartition=True
+    )
+    app = create_app(settings)
+    (ledger,) = app.sinks
+    assert isinstance(ledger, TransactionalSink)
+    assert ledger.committed_topics == {*app.ledger_topics.sources.topics, *app.ledger_topics.by_customer.topics}
+    assert set(app.agents) == {"ledger", "history"}
 
 
 def test_each_agent_has_its_own_topics_and_at_least_once_keeps_whole_batches() -> None:

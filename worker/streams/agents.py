@@ -11,12 +11,19 @@ waits for their acks, and only then writes each touched customer's entry once,
 waiting for that ack too. A crash at any point therefore either replays the
 batch from the old state (sending identical records again) or finds the new
 state, whose remembered event ids skip the batch.
+
+With `BALANCE_SKIP_REPARTITION` the ledger agent reads the inputs too, and
+applies an input event at once when it already sits on its customer's
+partition (the one the by-customer topic would put it on); any other event is
+forwarded as `ingest` would. The by-customer hop is skipped for producers that
+key by customer, and a customer's state still lives on one partition only.
 """
 
 import logging
 import time
 from collections.abc import Callable
 
+from aiokafka.partitioner import DefaultPartitioner
 from faust.types import EventT, StreamT
 
 from worker.core.decode import decode
@@ -24,6 +31,7 @@ from worker.core.errors import ErrorCode, LedgerError
 from worker.core.ledger import Outcome, Result, apply, customer_of, is_handled
 from worker.metrics import EVENTS, TRANSACTIONS
 from worker.models.dead_letter import dead_letter
+from worker.models.events import Envelope
 from worker.settings import Settings
 from worker.streams.batching import acked_batches
 from worker.streams.publish import Record
@@ -48,6 +56,7 @@ class Pipeline:
         self.transactions = topics.transactions.get_topic_name()
         self.summaries = topics.summaries.get_topic_name()
         self.dlq = topics.dlq.get_topic_name()
+        self.partitions = list(range(settings.partitions))
 
     async def ingest(self, stream: StreamT[bytes]) -> None:
         """Agent body: inputs → by-customer topic (or the DLQ)."""
@@ -56,6 +65,10 @@ class Pipeline:
     async def ledger(self, stream: StreamT[bytes]) -> None:
         """Agent body: by-customer topic → transactions, summaries, DLQ and the table."""
         await self._run(stream, self.applied, self._apply)
+
+    async def direct(self, stream: StreamT[bytes]) -> None:
+        """Agent body with the hop skipped: inputs and the by-customer topic → the ledger's outputs."""
+        await self._run(stream, self.applied, self._route_or_apply)
 
     async def _run(self, stream: StreamT[bytes], sink: Sink, handle: Callable[[EventT[bytes], Batch], None]) -> None:
         """Handle each batch part by part, as the sink splits it, and commit each part through the sink."""
@@ -66,22 +79,47 @@ class Pipeline:
                     handle(event, batch)
                 await sink.commit(group, batch)
 
+    def partition_of(self, customer: bytes) -> int:
+        """The by-customer partition of a customer, as the producer's default partitioner (murmur2) picks it."""
+        return int(DefaultPartitioner()(customer, self.partitions, None))
+
     def _route(self, event: EventT[bytes], batch: Batch) -> None:
-        payload = event.message.value
+        routed = self._customer(event, batch)
+        if routed is not None:
+            self._forward(event, routed[0], batch)
+
+    def _route_or_apply(self, event: EventT[bytes], batch: Batch) -> None:
+        if event.message.topic == self.by_customer:
+            self._apply(event, batch)
+            return
+        routed = self._customer(event, batch)
+        if routed is None:
+            return
+        customer, envelope = routed
+        if self.partition_of(customer) == event.message.partition:
+            self._apply_envelope(event, customer, envelope, batch)
+        else:
+            self._forward(event, customer, batch)
+
+    def _customer(self, event: EventT[bytes], batch: Batch) -> tuple[bytes, Envelope] | None:
+        """The customer and envelope of an input event; None once it was dead-lettered, skipped or counted."""
         try:
-            envelope = decode(payload, self.settings.max_payload_bytes)
+            envelope = decode(event.message.value, self.settings.max_payload_bytes)
             if not is_handled(envelope.type):
                 EVENTS.labels(Outcome.SKIPPED_UNHANDLED, "").inc()
-                return
+                return None
             customer = customer_of(envelope)
             if customer is None:
                 self._count(apply(None, envelope))
-                return
+                return None
         except Exception as exc:
             self._reject(event, exc, batch)
-            return
+            return None
+        return customer.encode(), envelope
+
+    def _forward(self, event: EventT[bytes], customer: bytes, batch: Batch) -> None:
         header = Source.of(event).header()
-        batch.records.append(Record(self.by_customer, customer.encode(), payload, header))
+        batch.records.append(Record(self.by_customer, customer, event.message.value, header))
 
     def _apply(self, event: EventT[bytes], batch: Batch) -> None:
         key = event.message.key
@@ -89,6 +127,13 @@ class Pipeline:
             if key is None:
                 raise ValueError("a by-customer record has no key")
             envelope = decode(event.message.value, self.settings.max_payload_bytes)
+        except Exception as exc:
+            self._reject(event, exc, batch)
+            return
+        self._apply_envelope(event, key, envelope, batch)
+
+    def _apply_envelope(self, event: EventT[bytes], key: bytes, envelope: Envelope, batch: Batch) -> None:
+        try:
             pending = batch.entries.get(key)
             state = pending[1] if pending else self.table.get(key)
             result = apply(

@@ -1,7 +1,8 @@
 """The worker's topics, built from settings, and their creation at start."""
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,10 @@ class Topics:
         """Every topic the worker reads or writes."""
         return (self.sources, self.by_customer, self.transactions, self.summaries, self.dlq)
 
+    def direct(self) -> TopicT:
+        """The inputs and the by-customer topic read as one, by the ledger agent when the hop is skipped."""
+        return self.sources.derive_topic(topics=[*self.sources.topics, *self.by_customer.topics], internal=False)
+
 
 def new_topics(topics: Iterable[TopicT], replication_factor: int) -> list[NewTopic]:
     """Each topic's names with their partitions and configuration, for the admin client."""
@@ -45,16 +50,24 @@ def new_topics(topics: Iterable[TopicT], replication_factor: int) -> list[NewTop
     return out
 
 
-async def create_topics(
-    bootstrap_servers: str, new_topics: list[NewTopic], security: Mapping[str, Any] | None = None
-) -> None:
-    """Create the missing topics before the consumer subscribes; existing ones are left as they are.
-
-    `security` holds the aiokafka TLS/SASL arguments (see `worker.kafka_security`).
-    """
+@asynccontextmanager
+async def admin_client(
+    bootstrap_servers: str, security: Mapping[str, Any] | None
+) -> AsyncIterator[AIOKafkaAdminClient]:
+    """A started admin client, closed on exit; `security` holds the aiokafka TLS/SASL arguments."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **(security or {}))
     await admin.start()
     try:
+        yield admin
+    finally:
+        await admin.close()
+
+
+async def create_topics(
+    bootstrap_servers: str, new_topics: list[NewTopic], security: Mapping[str, Any] | None = None
+) -> None:
+    """Create the missing topics before the consumer subscribes; existing ones are left as they are."""
+    async with admin_client(bootstrap_servers, security) as admin:
         existing = set(await admin.list_topics())
         missing = [t for t in new_topics if t.name not in existing]
         if missing:
@@ -63,8 +76,29 @@ async def create_topics(
             except TopicAlreadyExistsError:
                 log.info("another worker created the topics first")
             log.info("created topics: %s", ", ".join(t.name for t in missing))
-    finally:
-        await admin.close()
+
+
+class PartitionsMismatch(SystemExit):
+    """The hop is to be skipped, but an input topic's partitions are not the table's: stop saying which."""
+
+
+async def require_partitions(
+    bootstrap_servers: str, names: Iterable[str], partitions: int, security: Mapping[str, Any] | None = None
+) -> None:
+    """Stop the worker unless every topic in `names` has `partitions` partitions.
+
+    A skipped hop applies an event on the partition it arrived at, so that partition must be the one the
+    by-customer topic and the table use for its customer.
+    """
+    async with admin_client(bootstrap_servers, security) as admin:
+        described = await admin.describe_topics(list(names))
+    wrong = {t["topic"]: len(t["partitions"]) for t in described if len(t["partitions"]) != partitions}
+    if wrong:
+        found = ", ".join(f"{name} has {count}" for name, count in sorted(wrong.items()))
+        raise PartitionsMismatch(
+            f"BALANCE_SKIP_REPARTITION needs every input topic to have BALANCE_PARTITIONS={partitions} "
+            f"partitions, but {found}. Unset it, or recreate the topics."
+        )
 
 
 def build_topics(app: faust.App, settings: Settings) -> Topics:
