@@ -13,7 +13,7 @@ import orjson
 
 from worker.core.decode import decode
 from worker.core.errors import LedgerError
-from worker.core.ledger import Outcome, apply, customer_of, is_handled
+from worker.core.ledger import DEFAULT_DEDUPE_RETENTION_S, Outcome, apply, customer_of, is_handled
 from worker.core.state import CustomerState
 
 Source = tuple[str, int, int]
@@ -37,8 +37,12 @@ class Expected:
         return self.outcomes[Outcome.SKIPPED_DUPLICATE] + self.outcomes[Outcome.SKIPPED_UNHANDLED]
 
 
-def expect(inputs: Sequence[tuple[Source, bytes | None, bytes | None]], object_retention_s: int = 0) -> Expected:
-    """Run the inputs through the pure core, one state per customer (with the worker's object retention)."""
+def expect(
+    inputs: Sequence[tuple[Source, bytes | None, bytes | None]],
+    object_retention_s: int = 0,
+    dedupe_retention_s: int = DEFAULT_DEDUPE_RETENTION_S,
+) -> Expected:
+    """Run the inputs through the pure core, one state per customer (with the worker's retention settings)."""
     states: dict[str, CustomerState] = {}
     out = Expected()
     for source, _key, value in inputs:
@@ -49,7 +53,9 @@ def expect(inputs: Sequence[tuple[Source, bytes | None, bytes | None]], object_r
                 continue
             customer = customer_of(envelope)
             state = states.get(customer) if customer else None
-            result = apply(state, envelope, object_retention_s=object_retention_s)
+            result = apply(
+                state, envelope, dedupe_retention_s=dedupe_retention_s, object_retention_s=object_retention_s
+            )
         except LedgerError as exc:
             out.dead_letters[source] = exc.code
             out.outcomes["dlq"] += 1
