@@ -127,22 +127,21 @@ def create_app(settings: Settings) -> LedgerApp:
     topics = build_topics(app, settings)
     app.settings, app.ledger_topics = settings, topics
     table = CustomerTable(app, settings.partitions)
+    history = History(app, settings.partitions, settings.history_limit)
     if settings.skip_repartition:
         ledger = topics.direct()
-        app.sinks = (sink_for("ledger", app, settings, table, ledger.topics),)
-        pipeline = Pipeline(settings, topics, table, routed=app.sinks[0], applied=app.sinks[0])
+        app.sinks = (sink_for("ledger", app, settings, ledger.topics),)
+        pipeline = Pipeline(settings, topics, table, history, routed=app.sinks[0], applied=app.sinks[0])
         app.agent(ledger, name="ledger", concurrency=1)(pipeline.direct)
     else:
         app.sinks = (
-            sink_for("ingest", app, settings, None, topics.sources.topics),
-            sink_for("ledger", app, settings, table, topics.by_customer.topics),
+            sink_for("ingest", app, settings, topics.sources.topics),
+            sink_for("ledger", app, settings, topics.by_customer.topics),
         )
-        pipeline = Pipeline(settings, topics, table, *app.sinks)
+        pipeline = Pipeline(settings, topics, table, history, *app.sinks)
         app.agent(topics.sources, name="ingest", concurrency=1)(pipeline.ingest)
         app.agent(topics.by_customer, name="ledger", concurrency=1)(pipeline.ledger)
-    history = History(app, settings.partitions, settings.history_limit, settings.batch_max)
-    app.agent(topics.transactions, name="history", concurrency=1)(history.agent)
-    consumed = {*topics.sources.topics, *topics.by_customer.topics, *topics.transactions.topics}
+    consumed = {*topics.sources.topics, *topics.by_customer.topics}
     lag = metrics.register(app, consumed, (table.table, history.table))
     health.register(app)
     Api(app, settings, table, history).register()

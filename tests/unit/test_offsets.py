@@ -3,7 +3,6 @@
 from typing import Any
 
 import pytest
-from aiokafka.errors import ProducerFenced
 from faust.transport.consumer import Consumer as StockConsumer
 from faust.types import TP
 
@@ -12,7 +11,6 @@ from worker.settings import Settings
 from worker.streams.offsets import (
     AckedCommitConsumer,
     EndOffsetsConsumerThread,
-    FenceTolerantTransactionManager,
     next_commit,
 )
 
@@ -104,25 +102,14 @@ def test_end_offsets_come_from_the_broker_in_both_isolation_levels() -> None:
     assert isinstance(consumer(None)._thread, EndOffsetsConsumerThread)
 
 
-async def test_a_fenced_commit_of_faust_transaction_manager_is_skipped_not_a_crash() -> None:
-    app = create_app(Settings(kafka_bootstrap_servers="127.0.0.1:1", processing_guarantee="exactly_once"))
-    manager = app.consumer.transactions
-    assert isinstance(manager, FenceTolerantTransactionManager)
-    app.assignor._topic_groups = {TP0.topic: 0}
-    calls: list[Any] = []
-
-    async def fenced(by_transactional_id: Any, group_id: str, start_new_transaction: bool = True) -> None:
-        calls.append(by_transactional_id)
-        raise ProducerFenced()
-
-    stopped: list[str] = []
-
-    async def stop_transaction(transactional_id: str) -> None:
-        stopped.append(transactional_id)
-
-    manager.producer.commit_transactions = fenced  # type: ignore[method-assign]
-    manager.producer.stop_transaction = stop_transaction  # type: ignore[method-assign]
-    assert await manager.commit({TP0: 5}) is False
-    assert calls == [{f"{app.conf.id}-0-0": {TP0: 5}}]
-    assert stopped == [f"{app.conf.id}-0-0"]
-    assert not app.should_stop
+@pytest.mark.parametrize("skip_repartition", [False, True])
+def test_under_exactly_once_the_sinks_commit_every_consumed_topic(skip_repartition: bool) -> None:
+    """Faust's transaction manager would commit in a transaction of its own, apart from the outputs."""
+    settings = Settings(
+        kafka_bootstrap_servers="127.0.0.1:1", processing_guarantee="exactly_once", skip_repartition=skip_repartition
+    )
+    app = create_app(settings)
+    consumed = {topic for agent in app.agents.values() for topic in agent.channel.topics}  # type: ignore[attr-defined]
+    consumer = app.consumer
+    assert isinstance(consumer, AckedCommitConsumer)
+    assert consumer.committed_elsewhere == consumed

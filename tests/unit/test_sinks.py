@@ -59,7 +59,7 @@ def test_skipping_the_hop_gives_the_ledger_both_the_inputs_and_the_by_customer_t
     (ledger,) = app.sinks
     assert isinstance(ledger, TransactionalSink)
     assert ledger.committed_topics == {*app.ledger_topics.sources.topics, *app.ledger_topics.by_customer.topics}
-    assert set(app.agents) == {"ledger", "history"}
+    assert set(app.agents) == {"ledger"}
 
 
 def test_each_agent_has_its_own_topics_and_at_least_once_keeps_whole_batches() -> None:

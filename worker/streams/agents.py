@@ -1,4 +1,4 @@
-"""The two agents: route inputs by customer, then apply them to the ledger.
+"""The agents: route inputs by customer, then apply them to the ledger.
 
 `ingest` reads the four input topics as raw bytes. It dead-letters what is not
 a valid envelope, drops unhandled types (counted), and forwards the rest,
@@ -7,8 +7,9 @@ unchanged, to the internal by-customer topic keyed by customer.
 `ledger` reads the by-customer topic, which is co-partitioned with the
 customers table. For each batch it applies every event to the customer's state
 with the pure core, publishes the transactions, summaries and dead letters,
-waits for their acks, and only then writes each touched customer's entry once,
-waiting for that ack too. A crash at any point therefore either replays the
+waits for their acks, and only then writes each touched customer's entries
+once (its state, and its newest transactions for the API's history), waiting
+for those acks too. A crash at any point therefore either replays the
 batch from the old state (sending identical records again) or finds the new
 state, whose remembered event ids skip the batch.
 
@@ -23,6 +24,7 @@ import logging
 import time
 from collections.abc import Callable
 
+import orjson
 from aiokafka.partitioner import DefaultPartitioner
 from faust.types import EventT, StreamT
 
@@ -34,10 +36,11 @@ from worker.models.dead_letter import dead_letter
 from worker.models.events import Envelope
 from worker.settings import Settings
 from worker.streams.batching import acked_batches
+from worker.streams.history import History
 from worker.streams.publish import Record
 from worker.streams.sinks import Batch, Sink
 from worker.streams.source import Source
-from worker.streams.tables import CustomerTable
+from worker.streams.tables import CustomerTable, encoded
 from worker.streams.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -46,10 +49,13 @@ log = logging.getLogger(__name__)
 class Pipeline:
     """Per-batch handling of both agents; every failure becomes a dead letter."""
 
-    def __init__(self, settings: Settings, topics: Topics, table: CustomerTable, routed: Sink, applied: Sink) -> None:
+    def __init__(
+        self, settings: Settings, topics: Topics, table: CustomerTable, history: History, routed: Sink, applied: Sink
+    ) -> None:
         self.settings = settings
         self.topics = topics
         self.table = table
+        self.history = history
         self.routed = routed
         self.applied = applied
         self.by_customer = topics.by_customer.get_topic_name()
@@ -77,7 +83,12 @@ class Pipeline:
                 batch = Batch()
                 for event in group:
                     handle(event, batch)
+                batch.changes = (
+                    (self.table.table, encoded(batch.states)),
+                    (self.history.table, History.encoded(batch.history)),
+                )
                 await sink.commit(group, batch)
+                self.history.kept(batch.transactions)
 
     def partition_of(self, customer: bytes) -> int:
         """The by-customer partition of a customer, as the producer's default partitioner (murmur2) picks it."""
@@ -134,7 +145,7 @@ class Pipeline:
 
     def _apply_envelope(self, event: EventT[bytes], key: bytes, envelope: Envelope, batch: Batch) -> None:
         try:
-            pending = batch.entries.get(key)
+            pending = batch.states.get(key)
             state = pending[1] if pending else self.table.get(key)
             result = apply(
                 state,
@@ -146,10 +157,15 @@ class Pipeline:
             self._reject(event, exc, batch)
             return
         self._count(result)
+        partition = event.message.partition
         if result.state is not None:
-            batch.entries[key] = (event.message.partition, result.state)
+            batch.states[key] = (partition, result.state)
         for txn in result.transactions:
-            batch.records.append(Record(self.transactions, key, txn.model_dump_json().encode()))
+            value = txn.model_dump_json().encode()
+            batch.records.append(Record(self.transactions, key, value))
+            kept = orjson.loads(value)
+            self.history.add(batch.history, key, partition, kept)
+            batch.transactions.append(kept)
             TRANSACTIONS.labels(txn.type, txn.currency).inc()
         if result.summary is not None:
             batch.records.append(Record(self.summaries, key, result.summary.model_dump_json().encode()))

@@ -30,26 +30,13 @@ and its consistency check crashed the worker ("persisted offset ... is higher
 than the last offset in that topic (421 > -1)") on the first rebalance that
 moved a standby. The end offsets are asked of the broker instead, which
 answers with the last stable offset for a read_committed consumer.
-
-Under exactly_once Faust's own transaction manager still commits the history
-agent's offsets, and a `ProducerFenced` there crashes the whole worker (seen
-once in a 50,000-event scale run, two seconds after a rebalance), and the
-fenced producer, left mid-transaction, failed every later commit. A fenced
-commit is now logged and skipped and its producers dropped; the partitions'
-owners after the next rebalance commit them.
 """
 
-import logging
-from collections import defaultdict
 from collections.abc import Mapping
 from typing import ClassVar, cast
 
-from aiokafka.errors import IllegalOperation, ProducerFenced
-from faust.transport.consumer import TransactionManager
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
-
-log = logging.getLogger(__name__)
 
 
 def next_commit(committed: int | None, acked: list[int]) -> int | None:
@@ -86,34 +73,7 @@ class AckedCommitConsumer(driver.Consumer):
         return EndOffsetsConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
-class FenceTolerantTransactionManager(TransactionManager):
-    """Faust's transaction manager, skipping a fenced commit instead of crashing the worker."""
-
-    async def commit(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
-        """Commit each partition group's offsets in its transaction, as Faust does, unless fenced."""
-        group_id = self.app.conf.id
-        by_transactional_id: defaultdict[str, dict[TP, int]] = defaultdict(dict)
-        for tp, offset in offsets.items():
-            group = self.app.assignor.group_for_topic(tp.topic)
-            by_transactional_id[f"{group_id}-{group}-{tp.partition}"][tp] = offset
-        if not by_transactional_id:
-            return True
-        try:
-            await self.producer.commit_transactions(
-                by_transactional_id, group_id, start_new_transaction=start_new_transaction
-            )
-        except (ProducerFenced, IllegalOperation) as exc:
-            # the fenced producer is left mid-transaction, so later commits through it would fail too:
-            # drop it; Faust starts a new one for each partition assigned at the next rebalance
-            log.warning("offsets %s not committed (%s); dropping those producers", dict(offsets), type(exc).__name__)
-            for transactional_id in by_transactional_id:
-                await self.producer.stop_transaction(transactional_id)
-            return False
-        return True
-
-
 class LedgerTransport(driver.Transport):
-    """The aiokafka transport with `AckedCommitConsumer` and `FenceTolerantTransactionManager`."""
+    """The aiokafka transport with `AckedCommitConsumer`."""
 
     Consumer: ClassVar[type[driver.Consumer]] = AckedCommitConsumer
-    TransactionManager: ClassVar[type[TransactionManager]] = FenceTolerantTransactionManager

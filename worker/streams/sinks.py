@@ -31,8 +31,9 @@ from faust.types import TP, EventT
 from worker.core.state import CustomerState
 from worker.kafka_security import aiokafka_security
 from worker.settings import Settings
+from worker.streams.history import Pending, Transaction
 from worker.streams.publish import Record, publish, retrying
-from worker.streams.tables import CustomerTable, encoded
+from worker.streams.tables import Changes, changelog_records, keep, write_acked
 from worker.streams.topics import DLQ_MAX_MESSAGE_BYTES, admin_client
 
 log = logging.getLogger(__name__)
@@ -42,10 +43,16 @@ Events = Sequence[EventT[bytes]]
 
 @dataclass
 class Batch:
-    """The records one batch of input sends, and the entries it writes."""
+    """The records one batch of input sends, the table entries it writes, and what they are made from.
+
+    Sinks send `records` and write `changes`; the agent fills the rest while it handles the batch.
+    """
 
     records: list[Record] = field(default_factory=list)
-    entries: dict[bytes, tuple[int, CustomerState]] = field(default_factory=dict)
+    changes: Changes = ()
+    states: dict[bytes, tuple[int, CustomerState]] = field(default_factory=dict)
+    history: Pending = field(default_factory=dict)
+    transactions: list[Transaction] = field(default_factory=list)
 
 
 class Sink(Protocol):
@@ -76,9 +83,8 @@ class AckedSink:
 
     committed_topics: frozenset[str] = frozenset()
 
-    def __init__(self, app: faust.App, table: CustomerTable | None) -> None:
+    def __init__(self, app: faust.App) -> None:
         self.app = app
-        self.table = table
 
     def groups(self, events: Events) -> list[Events]:
         """The whole batch commits together."""
@@ -87,8 +93,7 @@ class AckedSink:
     async def commit(self, events: Events, batch: Batch) -> None:
         """Publish and wait, then write the entries and wait."""
         await publish(self.app.producer, batch.records)
-        if self.table is not None:
-            await self.table.commit(batch.entries)
+        await write_acked(self.app.producer, batch.changes)
 
     async def claim(self, assigned: set[TP]) -> None:
         """Nothing to claim: nothing is fenced under at_least_once."""
@@ -100,14 +105,11 @@ class AckedSink:
 class TransactionalSink:
     """exactly_once: one transaction per source partition of a batch, holding its offsets too."""
 
-    def __init__(
-        self, name: str, app: faust.App, settings: Settings, table: CustomerTable | None, topics: frozenset[str]
-    ) -> None:
+    def __init__(self, name: str, app: faust.App, settings: Settings, topics: frozenset[str]) -> None:
         self.name = name
         self.committed_topics = topics
         self.app = app
         self.settings = settings
-        self.table = table
         self.producers: dict[str, AIOKafkaProducer] = {}
         self.locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.owners: dict[TP, str] = {}
@@ -189,12 +191,11 @@ class TransactionalSink:
         for event in events:
             tp = event.message.tp
             offsets[tp] = max(offsets.get(tp, 0), event.message.offset + 1)
-        entries = encoded(batch.entries)
         tid = self.owners[events[0].message.tp]
 
         async def attempt() -> None:
             try:
-                await self._transact(tid, batch.records, entries, offsets)
+                await self._transact(tid, batch.records, batch.changes, offsets)
             except ProducerFenced:
                 log.error("transactional id %s was fenced: another worker owns its partition; stopping", tid)
                 await self._drop(tid)
@@ -205,22 +206,17 @@ class TransactionalSink:
 
         async with self.locks[tid]:
             await retrying(attempt, f"transaction {tid}")
-        if self.table is not None:
-            self.table.keep(entries)
+        keep(batch.changes)
 
-    async def _transact(
-        self, tid: str, records: Sequence[Record], entries: dict[bytes, tuple[int, bytes]], offsets: dict[TP, int]
-    ) -> None:
+    async def _transact(self, tid: str, records: Sequence[Record], changes: Changes, offsets: dict[TP, int]) -> None:
         producer = await self._producer(tid)
         async with producer.transaction():
             sent = []
             for r in records:
                 headers = list(r.headers.items()) if r.headers else None
                 sent.append(await producer.send(r.topic, r.value, key=r.key, headers=headers))
-            if self.table is not None:
-                changelog = self.table.changelog_topic
-                for key, (partition, value) in entries.items():
-                    sent.append(await producer.send(changelog, value, key=key, partition=partition))
+            for topic, key, value, partition in changelog_records(changes):
+                sent.append(await producer.send(topic, value, key=key, partition=partition))
             # aiokafka ends a transaction without waiting for its records: a record still being
             # retried would land after the commit marker, outside the transaction
             await asyncio.gather(*sent)
@@ -269,8 +265,8 @@ class TransactionalSink:
             await self._drop(tid)
 
 
-def sink_for(name: str, app: faust.App, settings: Settings, table: CustomerTable | None, topics: Iterable[str]) -> Sink:
+def sink_for(name: str, app: faust.App, settings: Settings, topics: Iterable[str]) -> Sink:
     """The sink the processing guarantee asks for, for the agent `name` reading `topics`."""
     if settings.processing_guarantee == "exactly_once":
-        return TransactionalSink(name, app, settings, table, frozenset(topics))
-    return AckedSink(app, table)
+        return TransactionalSink(name, app, settings, frozenset(topics))
+    return AckedSink(app)

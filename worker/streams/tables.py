@@ -1,19 +1,26 @@
-"""The customers table: one entry per customer, its whole `CustomerState`.
+"""The tables: each customer's whole `CustomerState`, and each customer's newest transactions.
 
-Entries are written only through `write_acked`, which sends each
-changelog record and waits for the broker's ack, so that one changelog record
-is the commit point of everything an event did.
+Entries are written only through `write_acked` or a sink's transaction: each
+changelog record is sent and acknowledged before the entry reaches the
+in-memory store, so that the changelog is the commit point of everything an
+event did and an entry read back is never ahead of it.
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import faust
 import orjson
-from faust.types import TableT
+from faust.types import ProducerT, TableT
 
 from worker.core.state import CustomerState
 from worker.streams.publish import until_acked
+
+Entries = Mapping[bytes, tuple[int, bytes]]
+"""Table values by key, each with the partition of its changelog record."""
+
+Changes = Sequence[tuple[TableT[Any, Any], Entries]]
+"""The entries a batch writes, per table."""
 
 
 def encode_state(state: CustomerState) -> bytes:
@@ -32,7 +39,7 @@ def decode_state(data: bytes) -> CustomerState:
 
 
 class CustomerTable:
-    """Read and durably write customer states in a Faust table of raw bytes."""
+    """Read customer states from a Faust table of raw bytes."""
 
     def __init__(self, app: faust.App, partitions: int) -> None:
         self.table = app.Table("customers", key_type=bytes, value_type=bytes, partitions=partitions)
@@ -42,41 +49,36 @@ class CustomerTable:
         data = self.table.data.get(customer)
         return None if data is None else decode_state(data)
 
-    @property
-    def changelog_topic(self) -> str:
-        """The changelog topic's name."""
-        return self.table.changelog_topic.get_topic_name()
 
-    async def commit(self, entries: Mapping[bytes, tuple[int, CustomerState]]) -> None:
-        """Write each (partition, state) to the changelog and wait until all are acknowledged."""
-        await write_acked(self.table, encoded(entries))
-
-    def keep(self, entries: Mapping[bytes, tuple[int, bytes]]) -> None:
-        """Keep entries whose changelog records are durable in the in-memory store."""
-        keep(self.table, entries)
+def changelog_records(changes: Changes) -> list[tuple[str, bytes, bytes, int]]:
+    """(changelog topic, key, value, partition) of every entry."""
+    return [
+        (table.changelog_topic.get_topic_name(), key, value, partition)
+        for table, entries in changes
+        for key, (partition, value) in entries.items()
+    ]
 
 
-async def write_acked(table: TableT[Any, Any], entries: Mapping[bytes, tuple[int, bytes]]) -> None:
-    """Send each entry's changelog record to its partition, retrying until all are acknowledged, then keep it.
+async def write_acked(producer: ProducerT, changes: Changes) -> None:
+    """Send every entry's changelog record, retrying until all are acknowledged, then keep the entries.
 
-    Entries reach the in-memory store only once durable, so an entry read back is never ahead of
-    the changelog; a retry sends identical records.
+    A retry sends identical records.
     """
-    if not entries:
+    records = changelog_records(changes)
+    if not records:
         return
-
-    producer, topic = table.app.producer, table.changelog_topic.get_topic_name()
 
     async def send_all() -> list[Any]:
         return [
-            await producer.send(topic, key, value, partition, None, None) for key, (partition, value) in entries.items()
+            await producer.send(topic, key, value, partition, None, None) for topic, key, value, partition in records
         ]
 
-    await until_acked(send_all, f"{len(entries)} {table.name} entries")
-    keep(table, entries)
+    await until_acked(send_all, f"{len(records)} table entries")
+    keep(changes)
 
 
-def keep(table: TableT[Any, Any], entries: Mapping[bytes, tuple[int, bytes]]) -> None:
-    """Put entries in the table's store without writing the changelog (they are durable already)."""
-    for key, (_, value) in entries.items():
-        table.data[key] = value
+def keep(changes: Changes) -> None:
+    """Put entries in their tables' stores without writing the changelog (they are durable already)."""
+    for table, entries in changes:
+        for key, (_, value) in entries.items():
+            table.data[key] = value
