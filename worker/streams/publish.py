@@ -22,12 +22,13 @@ MAX_BACKOFF_S = 5.0
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One record to send, to a topic by name."""
+    """One record to send, to a topic by name (and to a partition, or by its key when None)."""
 
     topic: str
     key: bytes | None
     value: bytes | None
     headers: dict[str, bytes] = field(default_factory=dict)
+    partition: int | None = None
 
 
 async def retrying(attempt: Callable[[], Awaitable[object]], what: str, *, counted: bool = True) -> None:
@@ -70,6 +71,6 @@ async def publish(producer: ProducerT, records: Sequence[Record]) -> None:
         return
 
     async def send_all() -> list[Any]:
-        return [await producer.send(r.topic, r.key, r.value, None, None, r.headers or None) for r in records]
+        return [await producer.send(r.topic, r.key, r.value, r.partition, None, r.headers or None) for r in records]
 
     await until_acked(send_all, f"{len(records)} records")

@@ -33,7 +33,7 @@ from worker.kafka_security import aiokafka_security
 from worker.settings import Settings
 from worker.streams.history import Pending, Transaction
 from worker.streams.publish import Record, publish, retrying
-from worker.streams.tables import Changes, changelog_records, keep, write_acked
+from worker.streams.tables import Changes, changelog_records, keep
 from worker.streams.topics import DLQ_MAX_MESSAGE_BYTES, admin_client
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,8 @@ class AckedSink:
     async def commit(self, events: Events, batch: Batch) -> None:
         """Publish and wait, then write the entries and wait."""
         await publish(self.app.producer, batch.records)
-        await write_acked(self.app.producer, batch.changes)
+        await publish(self.app.producer, changelog_records(batch.changes))
+        keep(batch.changes)
 
     async def claim(self, assigned: set[TP]) -> None:
         """Nothing to claim: nothing is fenced under at_least_once."""
@@ -212,11 +213,9 @@ class TransactionalSink:
         producer = await self._producer(tid)
         async with producer.transaction():
             sent = []
-            for r in records:
+            for r in [*records, *changelog_records(changes)]:
                 headers = list(r.headers.items()) if r.headers else None
-                sent.append(await producer.send(r.topic, r.value, key=r.key, headers=headers))
-            for topic, key, value, partition in changelog_records(changes):
-                sent.append(await producer.send(topic, value, key=key, partition=partition))
+                sent.append(await producer.send(r.topic, r.value, key=r.key, partition=r.partition, headers=headers))
             # aiokafka ends a transaction without waiting for its records: a record still being
             # retried would land after the commit marker, outside the transaction
             await asyncio.gather(*sent)

@@ -1,9 +1,9 @@
 """The tables: each customer's whole `CustomerState`, and each customer's newest transactions.
 
-Entries are written only through `write_acked` or a sink's transaction: each
-changelog record is sent and acknowledged before the entry reaches the
-in-memory store, so that the changelog is the commit point of everything an
-event did and an entry read back is never ahead of it.
+Entries are written only by the sinks: each changelog record is sent and
+acknowledged before the entry reaches the in-memory store (`keep`), so that
+the changelog is the commit point of everything an event did and an entry
+read back is never ahead of it.
 """
 
 from collections.abc import Mapping, Sequence
@@ -11,10 +11,10 @@ from typing import Any
 
 import faust
 import orjson
-from faust.types import ProducerT, TableT
+from faust.types import TableT
 
 from worker.core.state import CustomerState
-from worker.streams.publish import until_acked
+from worker.streams.publish import Record
 
 Entries = Mapping[bytes, tuple[int, bytes]]
 """Table values by key, each with the partition of its changelog record."""
@@ -50,31 +50,13 @@ class CustomerTable:
         return None if data is None else decode_state(data)
 
 
-def changelog_records(changes: Changes) -> list[tuple[str, bytes, bytes, int]]:
-    """(changelog topic, key, value, partition) of every entry."""
+def changelog_records(changes: Changes) -> list[Record]:
+    """The changelog record of every entry, to its entry's partition."""
     return [
-        (table.changelog_topic.get_topic_name(), key, value, partition)
+        Record(table.changelog_topic.get_topic_name(), key, value, partition=partition)
         for table, entries in changes
         for key, (partition, value) in entries.items()
     ]
-
-
-async def write_acked(producer: ProducerT, changes: Changes) -> None:
-    """Send every entry's changelog record, retrying until all are acknowledged, then keep the entries.
-
-    A retry sends identical records.
-    """
-    records = changelog_records(changes)
-    if not records:
-        return
-
-    async def send_all() -> list[Any]:
-        return [
-            await producer.send(topic, key, value, partition, None, None) for topic, key, value, partition in records
-        ]
-
-    await until_acked(send_all, f"{len(records)} table entries")
-    keep(changes)
 
 
 def keep(changes: Changes) -> None:
