@@ -63,6 +63,7 @@ class Pipeline:
         self.summaries = topics.summaries.get_topic_name()
         self.dlq = topics.dlq.get_topic_name()
         self.partitions = list(range(settings.partitions))
+        self.partitioner = DefaultPartitioner()
 
     async def ingest(self, stream: StreamT[bytes]) -> None:
         """Agent body: inputs → by-customer topic (or the DLQ)."""
@@ -92,7 +93,7 @@ class Pipeline:
 
     def partition_of(self, customer: bytes) -> int:
         """The by-customer partition of a customer, as the producer's default partitioner (murmur2) picks it."""
-        return int(DefaultPartitioner()(customer, self.partitions, None))
+        return int(self.partitioner(customer, self.partitions, None))
 
     def _route(self, event: EventT[bytes], batch: Batch) -> None:
         routed = self._customer(event, batch)
