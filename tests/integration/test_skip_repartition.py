@@ -17,12 +17,11 @@ from aiokafka.partitioner import DefaultPartitioner
 from tests.conftest import WORKER_SETTINGS
 from tests.integration.conftest import Rig
 from tests.integration.test_api import wait_ready
-from tests.integration.test_worker import TIMEOUT, settle
+from tests.integration.test_worker import kill_9_during, settle
 from worker.core.decode import decode
 from worker.core.errors import LedgerError
 from worker.core.ledger import customer_of, is_handled
-from worker.harness.collector import Output
-from worker.harness.oracle import Source, expect
+from worker.harness.oracle import Source
 from worker.sample import mixed
 from worker.streams.source import SOURCE_HEADER
 
@@ -79,16 +78,7 @@ async def test_skipping_the_hop_applies_every_event_once_through_kill_9(rig: Rig
     async with aiohttp.ClientSession() as http:  # the worker creates the inputs, with its partition count
         await wait_ready(http, f"http://127.0.0.1:{proc.web_port}", proc)
     await rig.producer.send_many(rig.topic("invoice_events"), rekeyed(list(mixed(4000, customers=200, seed=17))))
-    expected_total = len(expect(rig.producer.sent).transactions)
-    for third in (1, 2):
-        target = expected_total * third // 3
-
-        def reached(out: Output, target: int = target) -> bool:
-            return len({t["id"] for t in out.transactions}) >= target
-
-        await rig.collector.wait_until(reached, TIMEOUT, f"{third}/3 of the stream")
-        proc.kill()
-        proc.start()
+    await kill_9_during(rig, proc, kills=2)
 
     report = await settle(rig)
 

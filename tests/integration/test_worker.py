@@ -13,6 +13,7 @@ from tests.integration.conftest import Rig
 from tests.integration.test_api import wait_ready
 from worker.harness.collector import Output
 from worker.harness.oracle import Report, check, expect
+from worker.harness.worker_process import WorkerProcess
 from worker.models.records import TransactionType
 from worker.sample import command, envelope, every_type, mixed
 
@@ -31,6 +32,21 @@ async def wait_for_metric(port: int, line: str, timeout: float = 30.0) -> str:
                 assert line in text.splitlines(), text
                 return text
             await asyncio.sleep(0.2)
+
+
+async def kill_9_during(rig: Rig, proc: WorkerProcess, kills: int) -> int:
+    """Kill -9 and restart the worker at each k/(kills+1) of the expected transactions; returns their number."""
+    expected_total = len(expect(rig.producer.sent).transactions)
+    for k in range(1, kills + 1):
+        target = expected_total * k // (kills + 1)
+
+        def reached(out: Output, target: int = target) -> bool:
+            return len({t["id"] for t in out.transactions}) >= target
+
+        await rig.collector.wait_until(reached, TIMEOUT, f"{k}/{kills + 1} of the stream")
+        proc.kill()
+        proc.start()
+    return expected_total
 
 
 async def settle(rig: Rig, timeout: float = TIMEOUT) -> Report:
@@ -200,16 +216,7 @@ async def test_kill_9_mid_stream_loses_nothing_and_applies_nothing_twice(rig: Ri
     proc = rig.worker().start()
     topic = rig.topic("invoice_events")
     await rig.producer.send_many(topic, list(mixed(6000, customers=300, seed=11)))
-    expected_total = len(expect(rig.producer.sent).transactions)
-    for quarter in (1, 2, 3):
-        target = expected_total * quarter // 4
-
-        def reached(out: Output, target: int = target) -> bool:
-            return len({t["id"] for t in out.transactions}) >= target
-
-        await rig.collector.wait_until(reached, TIMEOUT, f"{quarter}/4 of the stream")
-        proc.kill()
-        proc.start()
+    expected_total = await kill_9_during(rig, proc, kills=3)
 
     report = await settle(rig)
 
