@@ -1,6 +1,7 @@
 """The Faust app, built from settings."""
 
 import socket
+from collections.abc import Awaitable, Callable
 
 import faust
 from faust.types import TP, TopicT
@@ -10,10 +11,11 @@ from mode.utils.queues import FlowControlEvent
 
 from worker.kafka_security import aiokafka_security, faust_credentials
 from worker.settings import Settings
-from worker.streams.agents import Pipeline
+from worker.streams.fetch import LedgerConsumer, LedgerTransport
 from worker.streams.flow_control import KeepQueuedOnResume
 from worker.streams.history import History
-from worker.streams.offsets import AckedCommitConsumer, LedgerTransport
+from worker.streams.inbox import Inbox
+from worker.streams.pipeline import Pipeline
 from worker.streams.sinks import Sink, sink_for
 from worker.streams.tables import CustomerTable
 from worker.streams.topics import (
@@ -27,6 +29,7 @@ from worker.streams.topics import (
 from worker.streams.transactions import require_transactions
 from worker.web import dashboard, health, metrics
 from worker.web.api import Api
+from worker.web.metrics import MetricsSensor
 
 
 class LedgerApp(faust.App):
@@ -40,17 +43,34 @@ class LedgerApp(faust.App):
     settings: Settings
     ledger_topics: Topics
     sinks: tuple[Sink, ...] = ()
+    inboxes: tuple[Inbox, ...] = ()
 
     def _new_transport(self) -> TransportT:
-        """Faust's aiokafka transport, committing offsets with `AckedCommitConsumer` (see `offsets`)."""
+        """Faust's aiokafka transport with `LedgerConsumer` (see `fetch` and `offsets`)."""
         return LedgerTransport(self.conf.broker_consumer, self)
 
     def _new_consumer(self) -> ConsumerT:
-        """The consumer, told which topics the sinks commit themselves (under exactly_once, in transactions)."""
+        """The consumer, told which topics the sinks commit themselves (under exactly_once, in transactions)
+        and which topics go to which inbox."""
         consumer = super()._new_consumer()
-        if isinstance(consumer, AckedCommitConsumer):
+        if isinstance(consumer, LedgerConsumer):
             consumer.committed_elsewhere = frozenset().union(*(sink.committed_topics for sink in self.sinks))
+            consumer.inboxes = {name: inbox for inbox in self.inboxes for name in inbox.names}
         return consumer
+
+    def reader(self, topic: TopicT, body: Callable[[Inbox], Awaitable[None]], sensor: MetricsSensor) -> None:
+        """Subscribe to `topic`'s topics and run `body` on their inbox once the app has started.
+
+        The task crashes the app if `body` raises (mode's `Service.crash`), so nothing is skipped silently.
+        """
+        inbox = Inbox(self, topic, sensor)
+        self.inboxes = (*self.inboxes, inbox)
+        self.topics.add(topic)
+
+        async def read() -> None:
+            await body(inbox)
+
+        self.task(read)
 
     @cached_property
     def flow_control(self) -> FlowControlEvent:
@@ -100,7 +120,7 @@ class LedgerApp(faust.App):
 
 
 def create_app(settings: Settings) -> LedgerApp:
-    """A Faust app with its topics, the customers table and both agents."""
+    """A Faust app with its topics, the tables and the readers."""
     app = LedgerApp(
         settings.app_id,
         broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap_servers.split(",")],
@@ -115,7 +135,6 @@ def create_app(settings: Settings) -> LedgerApp:
         producer_max_request_size=DLQ_MAX_MESSAGE_BYTES + 1024 * 1024,
         producer_linger=settings.producer_linger_ms / 1000,
         producer_max_batch_size=1024 * 1024,
-        stream_buffer_maxsize=max(4096, 2 * settings.batch_max),
         producer_request_timeout=30.0,
         stream_publish_on_commit=False,
         web_port=settings.web_port,
@@ -128,21 +147,21 @@ def create_app(settings: Settings) -> LedgerApp:
     app.settings, app.ledger_topics = settings, topics
     table = CustomerTable(app, settings.partitions)
     history = History(app, settings.partitions, settings.history_limit)
+    sensor = metrics.MetricsSensor({*topics.sources.topics, *topics.by_customer.topics})
     if settings.skip_repartition:
         ledger = topics.direct()
         app.sinks = (sink_for("ledger", app, settings, ledger.topics),)
         pipeline = Pipeline(settings, topics, table, history, routed=app.sinks[0], applied=app.sinks[0])
-        app.agent(ledger, name="ledger", concurrency=1)(pipeline.direct)
+        app.reader(ledger, pipeline.direct, sensor)
     else:
         app.sinks = (
             sink_for("ingest", app, settings, topics.sources.topics),
             sink_for("ledger", app, settings, topics.by_customer.topics),
         )
         pipeline = Pipeline(settings, topics, table, history, *app.sinks)
-        app.agent(topics.sources, name="ingest", concurrency=1)(pipeline.ingest)
-        app.agent(topics.by_customer, name="ledger", concurrency=1)(pipeline.ledger)
-    consumed = {*topics.sources.topics, *topics.by_customer.topics}
-    lag = metrics.register(app, consumed, (table.table, history.table))
+        app.reader(topics.sources, pipeline.ingest, sensor)
+        app.reader(topics.by_customer, pipeline.ledger, sensor)
+    lag = metrics.register(app, sensor, (table.table, history.table))
     health.register(app)
     Api(app, settings, table, history).register()
     dashboard.register(app, table, lag)

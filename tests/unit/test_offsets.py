@@ -109,7 +109,7 @@ def test_under_exactly_once_the_sinks_commit_every_consumed_topic(skip_repartiti
         kafka_bootstrap_servers="127.0.0.1:1", processing_guarantee="exactly_once", skip_repartition=skip_repartition
     )
     app = create_app(settings)
-    consumed = {topic for agent in app.agents.values() for topic in agent.channel.topics}  # type: ignore[attr-defined]
+    consumed = {name for inbox in app.inboxes for name in inbox.names}
     consumer = app.consumer
     assert isinstance(consumer, AckedCommitConsumer)
     assert consumer.committed_elsewhere == consumed

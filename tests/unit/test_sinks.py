@@ -11,7 +11,7 @@ from worker.streams.sinks import AckedSink, TransactionalSink
 
 
 def event(tp: TP, offset: int) -> Any:
-    return SimpleNamespace(message=SimpleNamespace(tp=tp, offset=offset))
+    return SimpleNamespace(tp=tp, offset=offset)
 
 
 def ledger_sink() -> TransactionalSink:
@@ -27,7 +27,7 @@ def test_a_batch_is_split_by_owned_partition_in_order() -> None:
     p0, p1 = TP(topic, 0), TP(topic, 1)
     sink.owners = {p0: "ledger-0", p1: "ledger-1"}
     events = [event(p0, 1), event(p1, 7), event(p0, 2)]
-    assert [[e.message.offset for e in g] for g in sink.groups(events)] == [[1, 2], [7]]
+    assert [[e.offset for e in g] for g in sink.groups(events)] == [[1, 2], [7]]
 
 
 def test_events_of_partitions_not_owned_are_left_to_their_owner() -> None:
@@ -46,7 +46,7 @@ def test_events_faust_delivers_again_are_taken_once() -> None:
     first = [event(p0, 8), event(p0, 10), event(p0, 11), event(p1, 0), event(p0, 10), event(p0, 12)]
     again = [event(p0, 11), event(p0, 13), event(p1, 0), event(p1, 2)]
 
-    taken = [[[e.message.offset for e in g] for g in sink.groups(batch)] for batch in (first, again)]
+    taken = [[[e.offset for e in g] for g in sink.groups(batch)] for batch in (first, again)]
 
     assert taken == [[[10, 11, 12], [0]], [[13], [2]]]
 
@@ -59,7 +59,8 @@ def test_skipping_the_hop_gives_the_ledger_both_the_inputs_and_the_by_customer_t
     (ledger,) = app.sinks
     assert isinstance(ledger, TransactionalSink)
     assert ledger.committed_topics == {*app.ledger_topics.sources.topics, *app.ledger_topics.by_customer.topics}
-    assert set(app.agents) == {"ledger"}
+    (inbox,) = app.inboxes
+    assert inbox.names == ledger.committed_topics
 
 
 def test_each_agent_has_its_own_topics_and_at_least_once_keeps_whole_batches() -> None:

@@ -1,1 +1,1 @@
-"""The Faust shell: topics, tables and agents. The only Faust-aware code."""
+"""The Faust shell: topics, tables, the fetch into inboxes and the readers. The only Faust-aware code."""

@@ -4,7 +4,7 @@ Faust builds every stream queue with `clear_on_resume=True`, and mode's
 `FlowControlEvent.resume()` clears those queues on every call, even when flow
 was not suspended. At the end of table recovery Faust resumes and seeks the
 stream partitions while flow is already active (it was resumed to read the
-changelogs), so events start reaching the agents, and then calls
+changelogs), so events start reaching the readers, and then calls
 `flow_control.resume()` once more: the events still queued are dropped
 without an ack, the consumer's position is already past them, and later acks
 let the commit move over them. Measured here: after a kill -9 and restart,

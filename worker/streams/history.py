@@ -1,6 +1,6 @@
 """The `history` table: each customer's newest transactions, for the HTTP API's lists.
 
-The ledger agent keeps it in the batch that makes the transactions, so its
+The ledger reader keeps it in the batch that makes the transactions, so its
 entries are written with the customer's state (in the same transaction under
 exactly_once). Per customer it keeps the newest `limit` transactions, newest
 first by (created, arrival), where arrival is a number that grows with each

@@ -1,4 +1,4 @@
-"""Offsets: commits from the agents' own acks, and end offsets that are known under exactly_once.
+"""Offsets: commits from the readers' own acks, and end offsets that are known under exactly_once.
 
 Faust's `Consumer._new_offset` commits the first run of consecutive numbers in
 its list of acked offsets, patched with the gaps it saw while reading. On
@@ -13,8 +13,8 @@ Kafka this stalls or crawls:
   that message is in the list twice and, under exactly_once, the commit
   crawls after every transaction (measured: hundreds behind after settling).
 
-Every agent here acks its events in offset order per partition
-(`acked_batches`), and Faust drops events without an ack only while a
+Every reader here acks its messages in offset order per partition
+(`Inbox.batches`), and Faust drops events without an ack only while a
 rebalance is in progress, after which it forgets the acks and seeks back to
 the committed offset. So the offset after the highest ack is safe to commit:
 everything below it was handled or holds no message.
@@ -33,7 +33,7 @@ answers with the last stable offset for a read_committed consumer.
 """
 
 from collections.abc import Mapping
-from typing import ClassVar, cast
+from typing import cast
 
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
@@ -71,9 +71,3 @@ class AckedCommitConsumer(driver.Consumer):
 
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return EndOffsetsConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-
-class LedgerTransport(driver.Transport):
-    """The aiokafka transport with `AckedCommitConsumer`."""
-
-    Consumer: ClassVar[type[driver.Consumer]] = AckedCommitConsumer

@@ -1,8 +1,8 @@
 """Send records and wait for the broker's acks, retrying until they land.
 
-An exception must never escape an agent (Faust would ack, and so skip, the
-message), so a failed send is retried with backoff. A retry may send a record
-again, but always an identical one.
+A failed send must not escape a reader's batch (the worker would stop), so it
+is retried with backoff. A retry may send a record again, but always an
+identical one.
 """
 
 import asyncio

@@ -11,7 +11,7 @@ exactly-once mode cannot do this: it picks the transaction of a record by the
 record's *destination* partition, so outputs and the offsets of the events
 that caused them commit in different transactions (measured: 148 duplicates in
 5,000 events over 2 kills). Each transactional id belongs to one source
-partition of one agent (Faust assigns a topic group's partitions together), so the next
+partition of one reader (Faust assigns a topic group's partitions together), so the next
 owner of a partition fences the producer of the last one; a fenced worker
 stops rather than write from state that is no longer its own.
 """
@@ -26,7 +26,7 @@ from typing import Any, Protocol, cast
 import faust
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import ProducerFenced
-from faust.types import TP, EventT
+from faust.types import TP, Message
 
 from worker.core.state import CustomerState
 from worker.kafka_security import aiokafka_security
@@ -38,14 +38,14 @@ from worker.streams.topics import DLQ_MAX_MESSAGE_BYTES, admin_client
 
 log = logging.getLogger(__name__)
 
-Events = Sequence[EventT[bytes]]
+Events = Sequence[Message]
 
 
 @dataclass
 class Batch:
     """The records one batch of input sends, the table entries it writes, and what they are made from.
 
-    Sinks send `records` and write `changes`; the agent fills the rest while it handles the batch.
+    Sinks send `records` and write `changes`; the reader fills the rest while it handles the batch.
     """
 
     records: list[Record] = field(default_factory=list)
@@ -120,10 +120,10 @@ class TransactionalSink:
         app.on_partitions_revoked.connect(cast(Any, self.on_revoked))
 
     def transactional_id(self, tp: TP) -> str:
-        """This agent's id for whoever owns `tp`'s partition of its topic group.
+        """This reader's id for whoever owns `tp`'s partition of its topic group.
 
         Faust assigns partition p of every topic in a group (all co-subscribed topics with the same partition
-        count, so all of ours) to one worker; each agent needs its own id, or two producers would fence each other.
+        count, so all of ours) to one worker; each reader needs its own id, or two producers would fence each other.
         """
         return f"{self.app.conf.id}-{self.name}-{self.app.assignor.group_for_topic(tp.topic)}-{tp.partition}"
 
@@ -143,9 +143,9 @@ class TransactionalSink:
         assigned partition at the committed offset it fetched, possibly before the claim completed the last
         transaction, so stale and lower, never higher), so skipping below the next offset drops only repeats.
         """
-        by_id: dict[str, list[EventT[bytes]]] = defaultdict(list)
-        for event in events:
-            tp, offset = event.message.tp, event.message.offset
+        by_id: dict[str, list[Message]] = defaultdict(list)
+        for message in events:
+            tp, offset = message.tp, message.offset
             tid = self.owners.get(tp)
             if tid is None:
                 log.debug("skipping an event of %s, a partition this worker does not own", tp)
@@ -154,7 +154,7 @@ class TransactionalSink:
                 log.debug("skipping %s@%d: taken already", tp, offset)
                 continue
             self.next_offsets[tp] = offset + 1
-            by_id[tid].append(event)
+            by_id[tid].append(message)
         return list(by_id.values())
 
     async def claim(self, assigned: set[TP]) -> None:
@@ -189,10 +189,10 @@ class TransactionalSink:
     async def commit(self, events: Events, batch: Batch) -> None:
         """Send the records, the entries' changelog records and the offsets in one transaction."""
         offsets: dict[TP, int] = {}
-        for event in events:
-            tp = event.message.tp
-            offsets[tp] = max(offsets.get(tp, 0), event.message.offset + 1)
-        tid = self.owners[events[0].message.tp]
+        for message in events:
+            tp = message.tp
+            offsets[tp] = max(offsets.get(tp, 0), message.offset + 1)
+        tid = self.owners[events[0].tp]
 
         async def attempt() -> None:
             try:
@@ -265,7 +265,7 @@ class TransactionalSink:
 
 
 def sink_for(name: str, app: faust.App, settings: Settings, topics: Iterable[str]) -> Sink:
-    """The sink the processing guarantee asks for, for the agent `name` reading `topics`."""
+    """The sink the processing guarantee asks for, for the reader `name` of `topics`."""
     if settings.processing_guarantee == "exactly_once":
         return TransactionalSink(name, app, settings, frozenset(topics))
     return AckedSink(app)

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 import orjson
-from faust.types import EventT
+from faust.types import Message
 
 from worker.models.dead_letter import DeadLetterSource, encode_bytes
 
@@ -21,13 +21,12 @@ class Source:
     timestamp_ms: int | None
 
     @classmethod
-    def of(cls, event: EventT[bytes]) -> "Source":
-        """The source of an input event; a forwarded one carries it in its header."""
-        header = (event.headers or {}).get(SOURCE_HEADER)
+    def of(cls, msg: Message) -> "Source":
+        """The source of an input message; a forwarded one carries it in its header."""
+        header = dict(msg.headers or ()).get(SOURCE_HEADER)
         if header is not None:
             topic, partition, offset, key, timestamp = orjson.loads(header)
             return cls(topic, partition, offset, None if key is None else bytes.fromhex(key), timestamp)
-        msg = event.message
         timestamp = None if msg.timestamp is None else int(msg.timestamp * 1000)
         return cls(msg.topic, msg.partition, msg.offset, msg.key, timestamp)
 

@@ -34,7 +34,7 @@ class Topics:
         return (self.sources, self.by_customer, self.transactions, self.summaries, self.dlq)
 
     def direct(self) -> TopicT:
-        """The inputs and the by-customer topic read as one, by the ledger agent when the hop is skipped."""
+        """The inputs and the by-customer topic read as one, by the ledger reader when the hop is skipped."""
         return self.sources.derive_topic(topics=[*self.sources.topics, *self.by_customer.topics], internal=False)
 
 

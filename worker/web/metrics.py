@@ -2,7 +2,7 @@
 
 import logging
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 import faust
@@ -20,31 +20,26 @@ STATE_INTERVAL_S = 5.0
 
 
 class MetricsSensor(Sensor):
-    """Times each message from arrival to its last ack, counts rebalances, and remembers what was handled."""
+    """Times each message from arrival to its ack, counts rebalances, and remembers what was handled."""
 
     def __init__(self, topics: Collection[str], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.topics = frozenset(topics)
-        self.handled: dict[TP, int] = {}
+        self.handled_offsets: dict[TP, int] = {}
         """The next offset to handle, per partition, once a message of it was acked here."""
 
-    def on_message_in(self, tp: TP, offset: int, message: Message) -> None:
-        """Stamp the arrival (Faust's own monitor may have already)."""
-        if message.time_in is None:
-            message.time_in = time.monotonic()
-
-    def on_message_out(self, tp: TP, offset: int, message: Message) -> None:
-        """The message is fully acked: observe its latency."""
-        if tp.topic not in self.topics:
-            return
-        self.handled[tp] = offset + 1
-        if message.time_in is not None:
-            PROCESSING_SECONDS.labels(tp.topic).observe(max(0.0, time.monotonic() - message.time_in))
+    def handled(self, messages: Sequence[Message]) -> None:
+        """The messages, each stamped on arrival, are handled and acked: observe their latency."""
+        now = time.monotonic()
+        for message in messages:
+            self.handled_offsets[message.tp] = message.offset + 1
+            if message.time_in is not None:
+                PROCESSING_SECONDS.labels(message.tp.topic).observe(max(0.0, now - message.time_in))
 
     def on_rebalance_start(self, app: AppT) -> dict[str, Any]:
         """Count the rebalance; positions may move, so forget what was handled."""
         REBALANCES.inc()
-        self.handled.clear()
+        self.handled_offsets.clear()
         return {}
 
 
@@ -65,7 +60,7 @@ class LagGauge:
             if tp.topic not in self.sensor.topics:
                 continue
             highwater = consumer.highwater(tp)
-            position = self.sensor.handled.get(tp)
+            position = self.sensor.handled_offsets.get(tp)
             if position is None:
                 position = await consumer.position(tp)
             if highwater is not None and position is not None:
@@ -88,9 +83,8 @@ def measure_state(tables: Iterable[TableT[bytes, bytes]]) -> None:
         STATE_BYTES.labels(table.name).set(size)
 
 
-def register(app: faust.App, topics: Collection[str], tables: Collection[TableT[bytes, bytes]]) -> LagGauge:
+def register(app: faust.App, sensor: MetricsSensor, tables: Collection[TableT[bytes, bytes]]) -> LagGauge:
     """Install the sensor and the gauges' timers, and serve `/metrics`."""
-    sensor = MetricsSensor(topics)
     app.sensors.add(sensor)
     lag = LagGauge(app, sensor)
 

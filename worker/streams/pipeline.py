@@ -1,6 +1,8 @@
-"""The agents: route inputs by customer, then apply them to the ledger.
+"""The two readers: route inputs by customer, then apply them to the ledger.
 
-`ingest` reads the four input topics as raw bytes. It dead-letters what is not
+Each reads its topics through an `Inbox`, in batches of raw messages, not
+through Faust agents and streams (see `inbox` for why). `ingest` reads the
+four input topics. It dead-letters what is not
 a valid envelope, drops unhandled types (counted), and forwards the rest,
 unchanged, to the internal by-customer topic keyed by customer.
 
@@ -13,7 +15,7 @@ for those acks too. A crash at any point therefore either replays the
 batch from the old state (sending identical records again) or finds the new
 state, whose remembered event ids skip the batch.
 
-With `BALANCE_SKIP_REPARTITION` the ledger agent reads the inputs too, and
+With `BALANCE_SKIP_REPARTITION` the ledger reads the inputs too, and
 applies an input event at once when it already sits on its customer's
 partition (the one the by-customer topic would put it on); any other event is
 forwarded as `ingest` would. The by-customer hop is skipped for producers that
@@ -26,7 +28,7 @@ from collections.abc import Callable
 
 import orjson
 from aiokafka.partitioner import DefaultPartitioner
-from faust.types import EventT, StreamT
+from faust.types import Message
 
 from worker.core.decode import decode
 from worker.core.errors import ErrorCode, LedgerError
@@ -35,8 +37,8 @@ from worker.metrics import EVENTS, TRANSACTIONS
 from worker.models.dead_letter import dead_letter
 from worker.models.events import Envelope
 from worker.settings import Settings
-from worker.streams.batching import acked_batches
 from worker.streams.history import History
+from worker.streams.inbox import Inbox
 from worker.streams.publish import Record
 from worker.streams.sinks import Batch, Sink
 from worker.streams.source import Source
@@ -47,7 +49,7 @@ log = logging.getLogger(__name__)
 
 
 class Pipeline:
-    """Per-batch handling of both agents; every failure becomes a dead letter."""
+    """Per-batch handling of both readers; every failure becomes a dead letter."""
 
     def __init__(
         self, settings: Settings, topics: Topics, table: CustomerTable, history: History, routed: Sink, applied: Sink
@@ -65,25 +67,25 @@ class Pipeline:
         self.partitions = list(range(settings.partitions))
         self.partitioner = DefaultPartitioner()
 
-    async def ingest(self, stream: StreamT[bytes]) -> None:
-        """Agent body: inputs → by-customer topic (or the DLQ)."""
-        await self._run(stream, self.routed, self._route)
+    async def ingest(self, inbox: Inbox) -> None:
+        """Read inputs → by-customer topic (or the DLQ)."""
+        await self._run(inbox, self.routed, self._route)
 
-    async def ledger(self, stream: StreamT[bytes]) -> None:
-        """Agent body: by-customer topic → transactions, summaries, DLQ and the table."""
-        await self._run(stream, self.applied, self._apply)
+    async def ledger(self, inbox: Inbox) -> None:
+        """Read the by-customer topic → transactions, summaries, DLQ and the table."""
+        await self._run(inbox, self.applied, self._apply)
 
-    async def direct(self, stream: StreamT[bytes]) -> None:
-        """Agent body with the hop skipped: inputs and the by-customer topic → the ledger's outputs."""
-        await self._run(stream, self.applied, self._route_or_apply)
+    async def direct(self, inbox: Inbox) -> None:
+        """Read with the hop skipped: inputs and the by-customer topic → the ledger's outputs."""
+        await self._run(inbox, self.applied, self._route_or_apply)
 
-    async def _run(self, stream: StreamT[bytes], sink: Sink, handle: Callable[[EventT[bytes], Batch], None]) -> None:
+    async def _run(self, inbox: Inbox, sink: Sink, handle: Callable[[Message, Batch], None]) -> None:
         """Handle each batch part by part, as the sink splits it, and commit each part through the sink."""
-        async for events in acked_batches(stream, self.settings.batch_max):
-            for group in sink.groups(events):
+        async for messages in inbox.batches(self.settings.batch_max):
+            for group in sink.groups(messages):
                 batch = Batch()
-                for event in group:
-                    handle(event, batch)
+                for message in group:
+                    handle(message, batch)
                 batch.changes = (
                     (self.table.table, encoded(batch.states)),
                     (self.history.table, History.encoded(batch.history)),
@@ -95,28 +97,28 @@ class Pipeline:
         """The by-customer partition of a customer, as the producer's default partitioner (murmur2) picks it."""
         return int(self.partitioner(customer, self.partitions, None))
 
-    def _route(self, event: EventT[bytes], batch: Batch) -> None:
-        routed = self._customer(event, batch)
+    def _route(self, message: Message, batch: Batch) -> None:
+        routed = self._customer(message, batch)
         if routed is not None:
-            self._forward(event, routed[0], batch)
+            self._forward(message, routed[0], batch)
 
-    def _route_or_apply(self, event: EventT[bytes], batch: Batch) -> None:
-        if event.message.topic == self.by_customer:
-            self._apply(event, batch)
+    def _route_or_apply(self, message: Message, batch: Batch) -> None:
+        if message.topic == self.by_customer:
+            self._apply(message, batch)
             return
-        routed = self._customer(event, batch)
+        routed = self._customer(message, batch)
         if routed is None:
             return
         customer, envelope = routed
-        if self.partition_of(customer) == event.message.partition:
-            self._apply_envelope(event, customer, envelope, batch)
+        if self.partition_of(customer) == message.partition:
+            self._apply_envelope(message, customer, envelope, batch)
         else:
-            self._forward(event, customer, batch)
+            self._forward(message, customer, batch)
 
-    def _customer(self, event: EventT[bytes], batch: Batch) -> tuple[bytes, Envelope] | None:
+    def _customer(self, message: Message, batch: Batch) -> tuple[bytes, Envelope] | None:
         """The customer and envelope of an input event; None once it was dead-lettered, skipped or counted."""
         try:
-            envelope = decode(event.message.value, self.settings.max_payload_bytes)
+            envelope = decode(message.value, self.settings.max_payload_bytes)
             if not is_handled(envelope.type):
                 EVENTS.labels(Outcome.SKIPPED_UNHANDLED, "").inc()
                 return None
@@ -125,26 +127,26 @@ class Pipeline:
                 self._count(apply(None, envelope))
                 return None
         except Exception as exc:
-            self._reject(event, exc, batch)
+            self._reject(message, exc, batch)
             return None
         return customer.encode(), envelope
 
-    def _forward(self, event: EventT[bytes], customer: bytes, batch: Batch) -> None:
-        header = Source.of(event).header()
-        batch.records.append(Record(self.by_customer, customer, event.message.value, header))
+    def _forward(self, message: Message, customer: bytes, batch: Batch) -> None:
+        header = Source.of(message).header()
+        batch.records.append(Record(self.by_customer, customer, message.value, header))
 
-    def _apply(self, event: EventT[bytes], batch: Batch) -> None:
-        key = event.message.key
+    def _apply(self, message: Message, batch: Batch) -> None:
+        key = message.key
         try:
             if key is None:
                 raise ValueError("a by-customer record has no key")
-            envelope = decode(event.message.value, self.settings.max_payload_bytes)
+            envelope = decode(message.value, self.settings.max_payload_bytes)
         except Exception as exc:
-            self._reject(event, exc, batch)
+            self._reject(message, exc, batch)
             return
-        self._apply_envelope(event, key, envelope, batch)
+        self._apply_envelope(message, key, envelope, batch)
 
-    def _apply_envelope(self, event: EventT[bytes], key: bytes, envelope: Envelope, batch: Batch) -> None:
+    def _apply_envelope(self, message: Message, key: bytes, envelope: Envelope, batch: Batch) -> None:
         try:
             pending = batch.states.get(key)
             state = pending[1] if pending else self.table.get(key)
@@ -155,10 +157,10 @@ class Pipeline:
                 object_retention_s=self.settings.object_retention_s,
             )
         except Exception as exc:
-            self._reject(event, exc, batch)
+            self._reject(message, exc, batch)
             return
         self._count(result)
-        partition = event.message.partition
+        partition = message.partition
         if result.state is not None:
             batch.states[key] = (partition, result.state)
         for txn in result.transactions:
@@ -171,16 +173,14 @@ class Pipeline:
         if result.summary is not None:
             batch.records.append(Record(self.summaries, key, result.summary.model_dump_json().encode()))
 
-    def _reject(self, event: EventT[bytes], exc: Exception, batch: Batch) -> None:
+    def _reject(self, message: Message, exc: Exception, batch: Batch) -> None:
         if isinstance(exc, LedgerError):
-            code, message = exc.code, exc.message
+            code, text = exc.code, exc.message
         else:
-            code, message = ErrorCode.INTERNAL_ERROR, f"{type(exc).__name__} while applying the event"
-            log.exception(
-                "unexpected error on %s[%d]@%d", event.message.topic, event.message.partition, event.message.offset
-            )
-        source = Source.of(event)
-        letter = dead_letter(code, message, source.dead_letter_source(), event.message.value, int(time.time()))
+            code, text = ErrorCode.INTERNAL_ERROR, f"{type(exc).__name__} while applying the event"
+            log.exception("unexpected error on %s[%d]@%d", message.topic, message.partition, message.offset)
+        source = Source.of(message)
+        letter = dead_letter(code, text, source.dead_letter_source(), message.value, int(time.time()))
         batch.records.append(Record(self.dlq, source.key, letter.model_dump_json().encode()))
         EVENTS.labels("dlq", code).inc()
 

@@ -1,0 +1,84 @@
+"""The consumer's fetch loop: each partition's fetched records go to their inbox as one list.
+
+Faust's `Consumer._drain_messages` hands the conductor one message at a time
+and waits for each delivery. Here, the records of a topic read through an
+`Inbox` are handed over a partition's fetch at a time; the records of any
+other topic (the tables' changelogs, read during recovery) still take Faust's
+path. The rest is Faust's loop: the partitions paused during recovery are not
+read, a fetch that ends with flow stopped (a rebalance) is dropped and the
+partitions seek back to their committed offsets, and so is one from an older
+generation, by the inbox.
+
+Faust also records gaps between offsets here; `AckedCommitConsumer` does not
+use them (see `offsets`), so they are not recorded.
+"""
+
+from collections.abc import Mapping
+from typing import ClassVar, cast
+
+from faust.transport.drivers import aiokafka as driver
+from faust.types import Message
+from mode import Service, ServiceT
+
+from worker.streams.inbox import Inbox
+from worker.streams.offsets import AckedCommitConsumer
+
+FETCH_TIMEOUT_S = 1.0
+
+
+class LedgerConsumer(AckedCommitConsumer):
+    """`AckedCommitConsumer` whose fetch loop fills the inboxes in bulk."""
+
+    inboxes: Mapping[str, Inbox] = {}
+    """The inbox of each topic read in bulk, by topic name."""
+
+    async def _drain_messages(self, fetcher: ServiceT) -> None:
+        """Fetch until the consumer or the fetcher stops, handing each partition's records on."""
+        stopped, fetcher_stopped = self._stopped, cast(Service, fetcher)._stopped
+        while not (stopped.is_set() or fetcher_stopped.is_set()):
+            records, active = await self._wait_next_records(FETCH_TIMEOUT_S)
+            await self.sleep(0)
+            if self.should_stop or not records:
+                continue
+            if not self.flow_active:
+                await self._seek_back()
+                continue
+            generation = self.app.consumer_generation_id
+            for tp, fetched in records.items():
+                if not self.flow_active or self.app.consumer_generation_id != generation:
+                    break
+                if active is not None and tp not in active and tp not in self._buffered_partitions:
+                    continue
+                self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+                read = self._read_offset[tp]
+                messages: list[Message] = [self._to_message(tp, r) for r in fetched if read is None or r.offset >= read]
+                if messages:
+                    await self._hand_over(messages)
+
+    async def _hand_over(self, messages: list[Message]) -> None:
+        """To the inbox of their topic, or to Faust's conductor one by one, as far as flow lets them."""
+        tp = messages[0].tp
+        if self._commit_every is not None and self._n_acked >= self._commit_every:
+            self._n_acked = 0
+            await self.commit()
+        inbox = self.inboxes.get(tp.topic)
+        if inbox is not None:
+            await self.wait_first(inbox.put(messages), self.suspend_flow.wait())
+            self._read_offset[tp] = messages[-1].offset
+            return
+        for message in messages:
+            await self.wait_first(self.callback(message), self.suspend_flow.wait())
+            self._read_offset[tp] = message.offset
+
+    async def _seek_back(self) -> None:
+        """Seek to the committed offsets, as Faust does when a fetch ends with flow stopped."""
+        try:
+            await self.perform_seek()
+        except Exception as exc:
+            self.log.warning("exception performing seek when flow not active %r", exc)
+
+
+class LedgerTransport(driver.Transport):
+    """The aiokafka transport with `LedgerConsumer`."""
+
+    Consumer: ClassVar[type[driver.Consumer]] = LedgerConsumer
