@@ -50,12 +50,13 @@ class LedgerApp(faust.App):
         return LedgerTransport(self.conf.broker_consumer, self)
 
     def _new_consumer(self) -> ConsumerT:
-        """The consumer, told which topics the sinks commit themselves (under exactly_once, in transactions)
-        and which topics go to which inbox."""
+        """The consumer, told which topics the sinks commit themselves (under exactly_once, in transactions),
+        which topics go to which inbox, and how long a fetch may wait."""
         consumer = super()._new_consumer()
         if isinstance(consumer, LedgerConsumer):
             consumer.committed_elsewhere = frozenset().union(*(sink.committed_topics for sink in self.sinks))
             consumer.inboxes = {name: inbox for inbox in self.inboxes for name in inbox.names}
+            consumer.fetch_max_wait_ms = self.settings.fetch_max_wait_ms
         return consumer
 
     def reader(self, topic: TopicT, body: Callable[[Inbox], Awaitable[None]], sensor: MetricsSensor) -> None:
@@ -63,7 +64,7 @@ class LedgerApp(faust.App):
 
         The task crashes the app if `body` raises (mode's `Service.crash`), so nothing is skipped silently.
         """
-        inbox = Inbox(self, topic, sensor)
+        inbox = Inbox(self, topic, sensor, limit=4 * self.settings.batch_max)
         self.inboxes = (*self.inboxes, inbox)
         self.topics.add(topic)
 

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
 
     batch_max: Annotated[int, Field(ge=1, le=100_000)] = 1000
     producer_linger_ms: Annotated[float, Field(ge=0, le=1000)] = 5.0
+    fetch_max_wait_ms: Annotated[int, Field(ge=0, le=30_000)] = 10
+    """How long the broker may hold a fetch for data; bounds the delay aiokafka's one fetch in flight adds."""
     max_payload_bytes: Annotated[int, Field(ge=1024)] = DEFAULT_MAX_PAYLOAD_BYTES
     dedupe_retention_s: Annotated[int, Field(ge=0)] = DEFAULT_DEDUPE_RETENTION_S
     object_retention_s: Annotated[int, Field(ge=0)] = 0

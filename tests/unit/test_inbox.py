@@ -65,3 +65,18 @@ async def test_fetches_of_an_older_generation_or_during_a_suspension_are_dropped
     box.queue.force_put_nowait(during)  # fetched just before the suspension
     app.flow_control.resume()  # a real suspension: the queue is cleared
     assert box.queue.empty()
+
+
+async def test_the_inbox_has_room_below_its_limit_in_messages_and_after_a_clear() -> None:
+    app, box = inbox()
+    generation = app.consumer_generation_id
+    box.queue.limit = 3
+    await box.put([message(TP0, 0, generation), message(TP0, 1, generation)])
+    assert box.queue.room.is_set()
+    await box.put([message(TP1, 0, generation)] * 2)  # one list may take it over the limit
+    assert not box.queue.room.is_set() and box.queue.messages == 4
+    box.queue.get_nowait()
+    assert box.queue.room.is_set() and box.queue.messages == 2
+    await box.put([message(TP0, 2, generation)])
+    box.queue.clear()
+    assert box.queue.room.is_set() and box.queue.messages == 0

@@ -9,21 +9,38 @@ read, a fetch that ends with flow stopped (a rebalance) is dropped and the
 partitions seek back to their committed offsets, and so is one from an older
 generation, by the inbox.
 
-Faust also records gaps between offsets here; `AckedCommitConsumer` does not
-use them (see `offsets`), so they are not recorded.
+Faust also records gaps between offsets here, which `AckedCommitConsumer`
+does not use (see `offsets`), and end offsets for its own monitor, which
+nothing here reads; neither is recorded.
 """
 
 from collections.abc import Mapping
-from typing import ClassVar, cast
+from typing import Any, ClassVar, cast
 
 from faust.transport.drivers import aiokafka as driver
 from faust.types import Message
 from mode import Service, ServiceT
 
+from worker.settings import Settings
 from worker.streams.inbox import Inbox
-from worker.streams.offsets import AckedCommitConsumer
+from worker.streams.offsets import AckedCommitConsumer, EndOffsetsConsumerThread
 
 FETCH_TIMEOUT_S = 1.0
+
+
+class FetchWaitConsumerThread(EndOffsetsConsumerThread):
+    """The consumer thread, with the broker's wait for data bounded by the consumer's `fetch_max_wait_ms`.
+
+    aiokafka keeps one fetch in flight per broker, for the partitions with nothing buffered. When every busy
+    partition is still buffered, that fetch holds only idle ones and waits the whole `fetch_max_wait_ms` (Faust
+    sets 1,500) while new events queue on the busy ones. Measured at 4,000 events/s: events reached the worker
+    up to 1.9 s after they were produced.
+    """
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = cast(LedgerConsumer, self.consumer).fetch_max_wait_ms
+        return consumer
 
 
 class LedgerConsumer(AckedCommitConsumer):
@@ -31,6 +48,11 @@ class LedgerConsumer(AckedCommitConsumer):
 
     inboxes: Mapping[str, Inbox] = {}
     """The inbox of each topic read in bulk, by topic name."""
+    fetch_max_wait_ms = Settings.model_fields["fetch_max_wait_ms"].default
+    """How long the broker may hold a fetch for data (see `FetchWaitConsumerThread`)."""
+
+    def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
+        return FetchWaitConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _drain_messages(self, fetcher: ServiceT) -> None:
         """Fetch until the consumer or the fetcher stops, handing each partition's records on."""
@@ -49,7 +71,6 @@ class LedgerConsumer(AckedCommitConsumer):
                     break
                 if active is not None and tp not in active and tp not in self._buffered_partitions:
                     continue
-                self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
                 read = self._read_offset[tp]
                 messages: list[Message] = [self._to_message(tp, r) for r in fetched if read is None or r.offset >= read]
                 if messages:

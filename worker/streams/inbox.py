@@ -16,8 +16,10 @@ committed offset. The queue is managed by the app's flow control, which
 clears it after a real suspension.
 """
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import faust
 from faust.types import Message, TopicT
@@ -25,20 +27,50 @@ from mode.utils.queues import FlowControlQueue
 
 from worker.web.metrics import MetricsSensor
 
-QUEUED_FETCHES = 32
-"""The fetched lists an inbox holds before the fetcher waits: backpressure."""
+
+class Fetches(FlowControlQueue[list[Message]]):
+    """Fetched lists, unbounded as a queue but counted in messages, with `room` set below `limit` of them.
+
+    A bound in lists would starve a trickle: a fetch of 40 partitions brings 40 short lists.
+    """
+
+    def __init__(self, limit: int, **kwargs: Any) -> None:
+        self.limit = limit
+        self.messages = 0
+        self.room = asyncio.Event()
+        self.room.set()
+        super().__init__(**kwargs)
+
+    def _put(self, item: list[Message]) -> None:
+        super()._put(item)
+        self.messages += len(item)
+        if self.messages >= self.limit:
+            self.room.clear()
+
+    def _get(self) -> list[Message]:
+        item: list[Message] = super()._get()
+        self._count(-len(item))
+        return item
+
+    def clear(self) -> None:
+        """Drop every queued list (flow control does, after a suspension)."""
+        super().clear()
+        self._count(-self.messages)
+
+    def _count(self, change: int) -> None:
+        self.messages += change
+        if self.messages < self.limit:
+            self.room.set()
 
 
 class Inbox:
-    """The fetched messages of `topic`'s topics, for one task."""
+    """The fetched messages of `topic`'s topics, for one task, with room for `limit` messages."""
 
-    def __init__(self, app: faust.App, topic: TopicT, sensor: MetricsSensor) -> None:
+    def __init__(self, app: faust.App, topic: TopicT, sensor: MetricsSensor, limit: int) -> None:
         self.app = app
         self.topic = topic
         self.sensor = sensor
-        self.queue: FlowControlQueue[list[Message]] = FlowControlQueue(
-            QUEUED_FETCHES, flow_control=app.flow_control, clear_on_resume=True
-        )
+        self.queue = Fetches(limit, flow_control=app.flow_control, clear_on_resume=True)
 
     @property
     def names(self) -> frozenset[str]:
@@ -46,7 +78,8 @@ class Inbox:
         return frozenset(self.topic.topics)
 
     async def put(self, messages: list[Message]) -> None:
-        """Queue one partition's fetched messages, in offset order; waits while the inbox is full."""
+        """Queue one partition's fetched messages, in offset order, once the inbox has room (backpressure)."""
+        await self.queue.room.wait()
         now = time.monotonic()
         for message in messages:
             message.time_in = now
