@@ -1,6 +1,9 @@
 """Prometheus collectors; no customer ids in labels."""
 
+from typing import TypeVar, cast
+
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 EVENTS = Counter(
     "balance_events",
@@ -32,3 +35,19 @@ STATE_BYTES = Gauge("balance_state_bytes", "Bytes of the values held in a table 
 API_REQUESTS = Counter(
     "balance_api_requests", "HTTP API requests answered here, by endpoint and status.", ["endpoint", "status"]
 )
+
+
+Metric = TypeVar("Metric", bound=MetricWrapperBase)
+
+_children: dict[tuple[MetricWrapperBase, tuple[str, ...]], MetricWrapperBase] = {}
+
+
+def labelled(metric: Metric, *values: str) -> Metric:
+    """The metric's child for these label values, found once: `labels()` takes a lock on every call.
+
+    Only for metrics whose children are never removed (counters and histograms here).
+    """
+    child = _children.get((metric, values))
+    if child is None:
+        child = _children[(metric, values)] = metric.labels(*values)
+    return cast(Metric, child)

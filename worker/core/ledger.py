@@ -142,19 +142,28 @@ def apply(
         after = _forget_objects(after, envelope, object_retention_s)
     summary = None
     if transactions:
-        summary = summarise(customer, after)
-        if before.balances and summary == summarise(customer, before):
-            summary = None
+        held = _held(after)
+        if not before.balances or held != _held(before):
+            summary = _summary(customer, held, bool(after.livemode))
     return Result(Outcome.APPLIED, customer, transactions, after, summary)
 
 
 def summarise(customer: str, state: CustomerState) -> CreditBalanceSummary:
     """The customer's `billing.credit_balance_summary`, one entry per ledger."""
+    return _summary(customer, _held(state), bool(state.livemode))
+
+
+def _held(state: CustomerState) -> list[tuple[str, int]]:
+    """The credit held per currency, in currency order: what a summary says besides livemode."""
+    return [(currency, max(0, -state.balances[currency])) for currency in sorted(state.balances)]
+
+
+def _summary(customer: str, held: list[tuple[str, int]], livemode: bool) -> CreditBalanceSummary:
     balances = []
-    for currency in sorted(state.balances):
-        held = BalanceAmount(monetary=Monetary(currency=currency, value=max(0, -state.balances[currency])))
-        balances.append(CreditBalance(available_balance=held, ledger_balance=held))
-    return CreditBalanceSummary(balances=balances, customer=customer, livemode=bool(state.livemode))
+    for currency, value in held:
+        amount = BalanceAmount(monetary=Monetary(currency=currency, value=value))
+        balances.append(CreditBalance(available_balance=amount, ledger_balance=amount))
+    return CreditBalanceSummary(balances=balances, customer=customer, livemode=livemode)
 
 
 def _validate(envelope: Envelope) -> Inbound:

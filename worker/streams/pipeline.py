@@ -33,7 +33,7 @@ from faust.types import Message
 from worker.core.decode import decode
 from worker.core.errors import ErrorCode, LedgerError
 from worker.core.ledger import Outcome, Result, apply, customer_of, is_handled
-from worker.metrics import EVENTS, TRANSACTIONS
+from worker.metrics import EVENTS, TRANSACTIONS, labelled
 from worker.models.dead_letter import dead_letter
 from worker.models.events import Envelope
 from worker.settings import Settings
@@ -120,7 +120,7 @@ class Pipeline:
         try:
             envelope = decode(message.value, self.settings.max_payload_bytes)
             if not is_handled(envelope.type):
-                EVENTS.labels(Outcome.SKIPPED_UNHANDLED, "").inc()
+                labelled(EVENTS, Outcome.SKIPPED_UNHANDLED, "").inc()
                 return None
             customer = customer_of(envelope)
             if customer is None:
@@ -169,7 +169,7 @@ class Pipeline:
             kept = orjson.loads(value)
             self.history.add(batch.history, key, partition, kept)
             batch.transactions.append(kept)
-            TRANSACTIONS.labels(txn.type, txn.currency).inc()
+            labelled(TRANSACTIONS, txn.type, txn.currency).inc()
         if result.summary is not None:
             batch.records.append(Record(self.summaries, key, result.summary.model_dump_json().encode()))
 
@@ -182,8 +182,8 @@ class Pipeline:
         source = Source.of(message)
         letter = dead_letter(code, text, source.dead_letter_source(), message.value, int(time.time()))
         batch.records.append(Record(self.dlq, source.key, letter.model_dump_json().encode()))
-        EVENTS.labels("dlq", code).inc()
+        labelled(EVENTS, "dlq", code).inc()
 
     @staticmethod
     def _count(result: Result) -> None:
-        EVENTS.labels(result.outcome, "").inc()
+        labelled(EVENTS, result.outcome, "").inc()

@@ -11,7 +11,7 @@ from faust.types import TP, AppT, Message, TableT
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from worker.metrics import CONSUMER_LAG, PROCESSING_SECONDS, REBALANCES, STATE_BYTES, STATE_ENTRIES
+from worker.metrics import CONSUMER_LAG, PROCESSING_SECONDS, REBALANCES, STATE_BYTES, STATE_ENTRIES, labelled
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class MetricsSensor(Sensor):
         for message in messages:
             self.handled_offsets[message.tp] = message.offset + 1
             if message.time_in is not None:
-                PROCESSING_SECONDS.labels(message.tp.topic).observe(max(0.0, now - message.time_in))
+                labelled(PROCESSING_SECONDS, message.tp.topic).observe(max(0.0, now - message.time_in))
 
     def on_rebalance_start(self, app: AppT) -> dict[str, Any]:
         """Count the rebalance; positions may move, so forget what was handled."""
