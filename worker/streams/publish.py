@@ -11,6 +11,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner, murmur2
+from aiokafka.producer.message_accumulator import BatchBuilder
 from faust.types import ProducerT
 
 from worker.metrics import PUBLISH_RETRIES
@@ -61,12 +64,62 @@ async def until_acked(send_all: Callable[[], Awaitable[Sequence[Any]]], what: st
     await retrying(attempt, f"sending {what}")
 
 
-async def publish(producer: ProducerT, records: Sequence[Record]) -> None:
-    """Send the records, in order, and wait until the broker acknowledged all of them.
+async def send_batched(producer: AIOKafkaProducer, records: Sequence[Record]) -> list[asyncio.Future[Any]]:
+    """Send the records as one batch per partition (more when one fills), in order within each partition.
 
-    Straight to Faust's producer, not through `Topic.send`, whose per-record future, callbacks and
-    sensors cost about a tenth of the worker's time in the profile.
+    Returns the futures of the batches' acks: one per batch, where `send` makes one per record, with its
+    callbacks (a fifth of the worker's time in the profile). A record without a partition goes where the
+    producer's default partitioner would put it: murmur2 of its key, computed once per key, over the
+    topic's partitions; a random one without a key.
     """
+    partitions: dict[str, list[int]] = {}
+    hashes: dict[bytes, int] = {}
+    open_batches: dict[tuple[str, int], BatchBuilder] = {}
+    acks = []
+    for r in records:
+        partition = r.partition
+        if partition is None:
+            if r.topic not in partitions:
+                partitions[r.topic] = sorted(await producer.partitions_for(r.topic))
+            chosen = partitions[r.topic]
+            if r.key is None:
+                partition = int(_KEYLESS(None, chosen, chosen))
+            else:
+                if r.key not in hashes:
+                    hashes[r.key] = murmur2(r.key) & 0x7FFFFFFF
+                partition = chosen[hashes[r.key] % len(chosen)]
+        headers = list(r.headers.items()) if r.headers else None
+        builder = open_batches.get((r.topic, partition))
+        if builder is not None and builder.append(key=r.key, value=r.value, timestamp=None, headers=headers):
+            continue
+        if builder is not None:  # full
+            acks.append(await _submit(producer, builder, r.topic, partition))
+        builder = open_batches[(r.topic, partition)] = producer.create_batch()
+        builder.append(key=r.key, value=r.value, timestamp=None, headers=headers)  # an empty batch takes any record
+    for (topic, partition), builder in open_batches.items():
+        acks.append(await _submit(producer, builder, topic, partition))
+    return acks
+
+
+async def _submit(producer: AIOKafkaProducer, builder: BatchBuilder, topic: str, partition: int) -> asyncio.Future[Any]:
+    """Queue a batch, closed first so that nothing else joins it; the future of its ack."""
+    builder.close()
+    ack: asyncio.Future[Any] = await producer.send_batch(builder, topic, partition=partition)
+    return ack
+
+
+_KEYLESS = DefaultPartitioner()
+"""Picks a random partition for a record without a key, as the producer would."""
+
+
+async def publish_batched(producer: AIOKafkaProducer, records: Sequence[Record]) -> None:
+    """Send the records in batches and wait until the broker acknowledged all of them, retrying until it did."""
+    if records:
+        await until_acked(lambda: send_batched(producer, records), f"{len(records)} records")
+
+
+async def publish(producer: ProducerT, records: Sequence[Record]) -> None:
+    """Send the records through Faust's producer, in order, and wait until the broker acknowledged them all."""
     if not records:
         return
 

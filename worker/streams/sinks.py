@@ -32,7 +32,7 @@ from worker.core.state import CustomerState
 from worker.kafka_security import aiokafka_security
 from worker.settings import Settings
 from worker.streams.history import Pending, Transaction
-from worker.streams.publish import Record, publish, retrying
+from worker.streams.publish import Record, publish_batched, retrying, send_batched
 from worker.streams.tables import Changes, changelog_records, keep
 from worker.streams.topics import DLQ_MAX_MESSAGE_BYTES, admin_client
 
@@ -83,8 +83,9 @@ class AckedSink:
 
     committed_topics: frozenset[str] = frozenset()
 
-    def __init__(self, app: faust.App) -> None:
-        self.app = app
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.producer: AIOKafkaProducer | None = None
 
     def groups(self, events: Events) -> list[Events]:
         """The whole batch commits together."""
@@ -92,15 +93,24 @@ class AckedSink:
 
     async def commit(self, events: Events, batch: Batch) -> None:
         """Publish and wait, then write the entries and wait."""
-        await publish(self.app.producer, batch.records)
-        await publish(self.app.producer, changelog_records(batch.changes))
+        assert self.producer is not None, "a batch commits only after the claim of its partitions"
+        await publish_batched(self.producer, batch.records)
+        await publish_batched(self.producer, changelog_records(batch.changes))
         keep(batch.changes)
 
     async def claim(self, assigned: set[TP]) -> None:
-        """Nothing to claim: nothing is fenced under at_least_once."""
+        """Start the producer on the first assignment; nothing is fenced under at_least_once."""
+
+        async def start() -> None:
+            self.producer = await start_producer(self.settings)
+
+        if self.producer is None:  # the broker may be restarting: retry until it answers
+            await retrying(start, "starting the producer", counted=False)
 
     async def stop(self) -> None:
-        """Nothing to release: records go through Faust's producer."""
+        """Close the producer."""
+        if self.producer is not None:
+            await self.producer.stop()
 
 
 class TransactionalSink:
@@ -212,33 +222,15 @@ class TransactionalSink:
     async def _transact(self, tid: str, records: Sequence[Record], changes: Changes, offsets: dict[TP, int]) -> None:
         producer = await self._producer(tid)
         async with producer.transaction():
-            sent = []
-            for r in [*records, *changelog_records(changes)]:
-                headers = list(r.headers.items()) if r.headers else None
-                sent.append(await producer.send(r.topic, r.value, key=r.key, partition=r.partition, headers=headers))
             # aiokafka ends a transaction without waiting for its records: a record still being
             # retried would land after the commit marker, outside the transaction
-            await asyncio.gather(*sent)
+            await asyncio.gather(*await send_batched(producer, [*records, *changelog_records(changes)]))
             await producer.send_offsets_to_transaction(offsets, self.app.conf.id)
 
     async def _producer(self, tid: str) -> AIOKafkaProducer:
         producer = self.producers.get(tid)
         if producer is None:
-            producer = AIOKafkaProducer(
-                bootstrap_servers=self.settings.kafka_bootstrap_servers,
-                transactional_id=tid,
-                linger_ms=self.settings.producer_linger_ms,
-                max_batch_size=1024 * 1024,
-                max_request_size=DLQ_MAX_MESSAGE_BYTES + 1024 * 1024,
-                request_timeout_ms=30_000,
-                **aiokafka_security(self.settings),
-            )
-            try:
-                await producer.start()
-            except BaseException:
-                await producer.stop()
-                raise
-            self.producers[tid] = producer
+            producer = self.producers[tid] = await start_producer(self.settings, transactional_id=tid)
         return producer
 
     async def _drop(self, tid: str) -> None:
@@ -264,8 +256,28 @@ class TransactionalSink:
             await self._drop(tid)
 
 
+async def start_producer(settings: Settings, transactional_id: str | None = None) -> AIOKafkaProducer:
+    """A started producer for the sinks: every record acknowledged by all in-sync replicas."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        transactional_id=transactional_id,
+        acks="all",
+        linger_ms=settings.producer_linger_ms,
+        max_batch_size=1024 * 1024,
+        max_request_size=DLQ_MAX_MESSAGE_BYTES + 1024 * 1024,
+        request_timeout_ms=30_000,
+        **aiokafka_security(settings),
+    )
+    try:
+        await producer.start()
+    except BaseException:
+        await producer.stop()
+        raise
+    return producer
+
+
 def sink_for(name: str, app: faust.App, settings: Settings, topics: Iterable[str]) -> Sink:
     """The sink the processing guarantee asks for, for the reader `name` of `topics`."""
     if settings.processing_guarantee == "exactly_once":
         return TransactionalSink(name, app, settings, frozenset(topics))
-    return AckedSink(app)
+    return AckedSink(settings)
