@@ -152,14 +152,14 @@ def create_app(settings: Settings) -> LedgerApp:
     if settings.skip_repartition:
         ledger = topics.direct()
         app.sinks = (sink_for("ledger", app, settings, ledger.topics),)
-        pipeline = Pipeline(settings, topics, table, history, routed=app.sinks[0], applied=app.sinks[0])
+        pipeline = Pipeline(app, settings, topics, table, history, routed=app.sinks[0], applied=app.sinks[0])
         app.reader(ledger, pipeline.direct, sensor)
     else:
         app.sinks = (
             sink_for("ingest", app, settings, topics.sources.topics),
             sink_for("ledger", app, settings, topics.by_customer.topics),
         )
-        pipeline = Pipeline(settings, topics, table, history, *app.sinks)
+        pipeline = Pipeline(app, settings, topics, table, history, *app.sinks)
         app.reader(topics.sources, pipeline.ingest, sensor)
         app.reader(topics.by_customer, pipeline.ledger, sensor)
     lag = metrics.register(app, sensor, (table.table, history.table))

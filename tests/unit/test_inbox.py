@@ -1,4 +1,4 @@
-"""The inbox: whole fetches per batch, tracked while handled, acked after; stale fetches dropped unacked."""
+"""The inbox: whole fetches per batch, tracked while handled, acked when done; stale fetches dropped unacked."""
 
 from faust.types import TP, Message
 
@@ -20,7 +20,7 @@ def inbox() -> tuple[LedgerApp, Inbox]:
     return app, app.inboxes[0]
 
 
-async def test_a_batch_takes_every_queued_fetch_and_acks_after_its_body() -> None:
+async def test_a_batch_takes_every_queued_fetch_and_is_acked_when_done() -> None:
     app, box = inbox()
     generation = app.consumer_generation_id
     first = [message(TP0, 0, generation), message(TP0, 1, generation)]
@@ -32,9 +32,10 @@ async def test_a_batch_takes_every_queued_fetch_and_acks_after_its_body() -> Non
     assert batch == first + second
     assert all(m.time_in is not None for m in batch)
     assert set(batch) <= set(app.consumer.unacked)
-    assert not any(m.acked for m in batch), "acked before the body handled the batch"
     await box.put([message(TP0, 2, generation)])
     later = await anext(batches)
+    assert not any(m.acked for m in batch + later), "acked before the reader said its batch is done"
+    box.done(batch)
     assert all(m.acked for m in batch)
     assert [m.offset for m in later] == [2] and not later[0].acked
     assert box.sensor.handled_offsets == {TP0: 2, TP1: 6}

@@ -5,9 +5,9 @@ topic's channel per message (four tasks each, in `wait_first`), and a stream
 yields each event after a trip through the event loop (`sleep(0)`), sensors
 and processors. Measured here, that was most of the worker's time. An `Inbox`
 takes each partition's fetched records as one list instead (see `fetch`), and
-`batches` yields them to a task in batches, acking each message after the
-task has handled its batch, as Faust's consumer expects for its commits and
-for a rebalance's wait for unacked messages.
+`batches` yields them to a task in batches; the task acks each batch with
+`done` once its effects are durable, as Faust's consumer expects for its
+commits and for a rebalance's wait for unacked messages.
 
 What the stream did for an event is kept: a message is tracked as unacked
 when it is taken, and one fetched in an older generation or while flow is
@@ -86,22 +86,24 @@ class Inbox:
         await self.queue.put(messages)
 
     async def batches(self, batch_max: int) -> AsyncIterator[list[Message]]:
-        """Batches of whole fetched lists, from one list up to about `batch_max` messages.
+        """Batches of whole fetched lists, from one list up to about `batch_max` messages, tracked as unacked.
 
-        Each message is acked once the body that handled its batch returned.
+        The reader acks each batch with `done` once it is durable, batches in the order they came.
         """
-        consumer = self.app.consumer
         while True:
             batch = self._current(await self.queue.get())
             while len(batch) < batch_max and not self.queue.empty():
                 batch.extend(self._current(self.queue.get_nowait()))
-            if not batch:
-                continue
-            consumer.unacked.update(batch)
-            yield batch
-            for message in batch:
-                consumer.ack(message)
-            self.sensor.handled(batch)
+            if batch:
+                self.app.consumer.unacked.update(batch)
+                yield batch
+
+    def done(self, batch: Sequence[Message]) -> None:
+        """Ack a batch's messages: their effects are durable."""
+        consumer = self.app.consumer
+        for message in batch:
+            consumer.ack(message)
+        self.sensor.handled(batch)
 
     def _current(self, messages: Sequence[Message]) -> list[Message]:
         """The messages, unless flow is suspended or they were fetched in an older generation (one fetch, one)."""

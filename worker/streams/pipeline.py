@@ -9,11 +9,13 @@ unchanged, to the internal by-customer topic keyed by customer.
 `ledger` reads the by-customer topic, which is co-partitioned with the
 customers table. For each batch it applies every event to the customer's state
 with the pure core, publishes the transactions, summaries and dead letters,
-waits for their acks, and only then writes each touched customer's entries
-once (its state, and its newest transactions for the API's history), waiting
-for those acks too. A crash at any point therefore either replays the
-batch from the old state (sending identical records again) or finds the new
-state, whose remembered event ids skip the batch.
+waits for their acks, and only then writes each touched customer's entries'
+changelog records once (its state, and its newest transactions for the API's
+history), waiting for those acks too, before it acks the batch. A crash at
+any point therefore either replays the batch from the old state (sending
+identical records again) or finds the new state, whose remembered event ids
+skip the batch. The next batches are handled meanwhile, from the entries in
+memory; their commits wait their turn.
 
 With `BALANCE_SKIP_REPARTITION` the ledger reads the inputs too, and
 applies an input event at once when it already sits on its customer's
@@ -22,10 +24,14 @@ forwarded as `ingest` would. The by-customer hop is skipped for producers that
 key by customer, and a customer's state still lives on one partition only.
 """
 
+import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
+from typing import cast
 
+import faust
 import orjson
 from aiokafka.partitioner import DefaultPartitioner
 from faust.types import Message
@@ -40,20 +46,32 @@ from worker.settings import Settings
 from worker.streams.history import History
 from worker.streams.inbox import Inbox
 from worker.streams.publish import Record
-from worker.streams.sinks import Batch, Sink
+from worker.streams.sinks import Batch, Events, Sink
 from worker.streams.source import Source
-from worker.streams.tables import CustomerTable, encoded
+from worker.streams.tables import CustomerTable, encoded, keep
 from worker.streams.topics import Topics
 
 log = logging.getLogger(__name__)
+
+COMMITS_IN_FLIGHT = 3
+"""Batches handled and waiting for their commit, at most, before the reader waits."""
 
 
 class Pipeline:
     """Per-batch handling of both readers; every failure becomes a dead letter."""
 
     def __init__(
-        self, settings: Settings, topics: Topics, table: CustomerTable, history: History, routed: Sink, applied: Sink
+        self,
+        app: faust.App,
+        settings: Settings,
+        topics: Topics,
+        table: CustomerTable,
+        history: History,
+        routed: Sink,
+        applied: Sink,
     ) -> None:
+        self.app = app
+        self.crashing: asyncio.Future[None] | None = None
         self.settings = settings
         self.topics = topics
         self.table = table
@@ -80,8 +98,15 @@ class Pipeline:
         await self._run(inbox, self.applied, self._route_or_apply)
 
     async def _run(self, inbox: Inbox, sink: Sink, handle: Callable[[Message, Batch], None]) -> None:
-        """Handle each batch part by part, as the sink splits it, and commit each part through the sink."""
+        """Handle each batch part by part, as the sink splits it, while earlier batches commit.
+
+        A batch's new entries go to the tables' stores at once, for the next batch to read; its commit (made
+        durable through the sink, then acked) waits for the commit of the batch before, so changelog records
+        and acks keep the batches' order, and at most `COMMITS_IN_FLIGHT` batches wait to commit.
+        """
+        committing: deque[asyncio.Task[None]] = deque()
         async for messages in inbox.batches(self.settings.batch_max):
+            parts = []
             for group in sink.groups(messages):
                 batch = Batch()
                 for message in group:
@@ -90,8 +115,35 @@ class Pipeline:
                     (self.table.table, encoded(batch.states)),
                     (self.history.table, History.encoded(batch.history)),
                 )
-                await sink.commit(group, batch)
-                self.history.kept(batch.transactions)
+                keep(batch.changes)
+                parts.append((group, batch))
+            before = committing[-1] if committing else None
+            task = asyncio.create_task(self._commit(inbox, sink, messages, parts, before))
+            task.add_done_callback(self._crash_on_error)
+            committing.append(task)
+            while len(committing) > COMMITS_IN_FLIGHT or committing[0].done():
+                await committing.popleft()
+
+    async def _commit(
+        self,
+        inbox: Inbox,
+        sink: Sink,
+        messages: list[Message],
+        parts: list[tuple[Events, Batch]],
+        before: asyncio.Task[None] | None,
+    ) -> None:
+        """After the batch before, make each part durable, then ack the batch's messages."""
+        if before is not None:
+            await before
+        for group, batch in parts:
+            await sink.commit(group, batch)
+            self.history.kept(batch.transactions)
+        inbox.done(messages)
+
+    def _crash_on_error(self, task: asyncio.Task[None]) -> None:
+        """Stop the worker when a commit failed otherwise than by retrying (each one after it fails too)."""
+        if not task.cancelled() and task.exception() is not None:
+            self.crashing = asyncio.ensure_future(self.app.crash(cast(BaseException, task.exception())))
 
     def partition_of(self, customer: bytes) -> int:
         """The by-customer partition of a customer, as the producer's default partitioner (murmur2) picks it."""

@@ -33,7 +33,7 @@ from worker.kafka_security import aiokafka_security
 from worker.settings import Settings
 from worker.streams.history import Pending, Transaction
 from worker.streams.publish import Record, publish_batched, retrying, send_batched
-from worker.streams.tables import Changes, changelog_records, keep
+from worker.streams.tables import Changes, changelog_records
 from worker.streams.topics import DLQ_MAX_MESSAGE_BYTES, admin_client
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,6 @@ class AckedSink:
         assert self.producer is not None, "a batch commits only after the claim of its partitions"
         await publish_batched(self.producer, batch.records)
         await publish_batched(self.producer, changelog_records(batch.changes))
-        keep(batch.changes)
 
     async def claim(self, assigned: set[TP]) -> None:
         """Start the producer on the first assignment; nothing is fenced under at_least_once."""
@@ -217,7 +216,6 @@ class TransactionalSink:
 
         async with self.locks[tid]:
             await retrying(attempt, f"transaction {tid}")
-        keep(batch.changes)
 
     async def _transact(self, tid: str, records: Sequence[Record], changes: Changes, offsets: dict[TP, int]) -> None:
         producer = await self._producer(tid)

@@ -1,9 +1,12 @@
 """The tables: each customer's whole `CustomerState`, and each customer's newest transactions.
 
-Entries are written only by the sinks: each changelog record is sent and
-acknowledged before the entry reaches the in-memory store (`keep`), so that
-the changelog is the commit point of everything an event did and an entry
-read back is never ahead of it.
+Entries are written by the readers: an entry reaches the in-memory store
+(`keep`) as soon as its batch is handled, for the next batch to read, and its
+changelog record is sent by a sink once the batch's outputs are acknowledged,
+so that the changelog is the commit point of everything an event did. An
+entry read back may be ahead of the changelog by the batches still committing
+(at most `COMMITS_IN_FLIGHT`); a crash loses it with the memory, and the
+replay makes the same entry and the same records again.
 """
 
 from collections.abc import Mapping, Sequence
@@ -60,7 +63,7 @@ def changelog_records(changes: Changes) -> list[Record]:
 
 
 def keep(changes: Changes) -> None:
-    """Put entries in their tables' stores without writing the changelog (they are durable already)."""
+    """Put entries in their tables' stores without writing the changelog (a sink does, in order)."""
     for table, entries in changes:
         for key, (_, value) in entries.items():
             table.data[key] = value
