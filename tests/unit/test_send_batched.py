@@ -7,7 +7,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.record.default_records import DefaultRecordBatch
 
-from worker.streams.publish import Record, send_batched
+from worker.streams.publish import Record, key_hash, send_batched
 
 
 class Producer:
@@ -57,3 +57,11 @@ async def test_a_full_batch_is_sent_and_another_started() -> None:
     await send_batched(producer, records)  # type: ignore[arg-type]
     assert len(producer.sent) > 1
     assert [v for _, _, values in producer.sent for v in values] == [r.value for r in records]
+
+
+def test_key_hash_partitions_as_the_default_partitioner() -> None:
+    keys = [b"", b"a", b"cus_S", "cus_Ünïcode".encode(), bytes(range(256))]
+    for count in (1, 3, 8, 31):
+        partitions = list(range(count))
+        for key in keys:
+            assert key_hash(key) % count == DefaultPartitioner()(key, partitions, partitions)

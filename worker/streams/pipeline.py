@@ -33,7 +33,6 @@ from typing import cast
 
 import faust
 import orjson
-from aiokafka.partitioner import DefaultPartitioner
 from faust.types import Message
 
 from worker.core.decode import decode
@@ -45,7 +44,7 @@ from worker.models.events import Envelope
 from worker.settings import Settings
 from worker.streams.history import History
 from worker.streams.inbox import Inbox
-from worker.streams.publish import Record
+from worker.streams.publish import Record, key_hash
 from worker.streams.sinks import Batch, Events, Sink
 from worker.streams.source import Source
 from worker.streams.tables import CustomerTable, encoded, keep
@@ -82,8 +81,6 @@ class Pipeline:
         self.transactions = topics.transactions.get_topic_name()
         self.summaries = topics.summaries.get_topic_name()
         self.dlq = topics.dlq.get_topic_name()
-        self.partitions = list(range(settings.partitions))
-        self.partitioner = DefaultPartitioner()
 
     async def ingest(self, inbox: Inbox) -> None:
         """Read inputs → by-customer topic (or the DLQ)."""
@@ -147,7 +144,7 @@ class Pipeline:
 
     def partition_of(self, customer: bytes) -> int:
         """The by-customer partition of a customer, as the producer's default partitioner (murmur2) picks it."""
-        return int(self.partitioner(customer, self.partitions, None))
+        return key_hash(customer) % self.settings.partitions
 
     def _route(self, message: Message, batch: Batch) -> None:
         routed = self._customer(message, batch)
