@@ -16,8 +16,6 @@ from typing import Any
 import faust
 import orjson
 
-from worker.streams.tables import Entries
-
 Transaction = dict[str, Any]
 Entry = tuple[int, int, Transaction]
 """(created, arrival, the transaction)."""
@@ -68,11 +66,6 @@ class History:
         added = upsert(entries, txn, self.limit)
         if added is not None:
             pending[customer] = (partition, added)
-
-    @staticmethod
-    def encoded(pending: Pending) -> Entries:
-        """The pending entry lists as table values."""
-        return {key: (partition, encode_entries(entries)) for key, (partition, entries) in pending.items()}
 
     def kept(self, txns: Iterable[Transaction]) -> None:
         """Wake whoever waits for these transactions, now durable."""

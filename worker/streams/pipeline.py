@@ -42,12 +42,12 @@ from worker.metrics import EVENTS, TRANSACTIONS, labelled
 from worker.models.dead_letter import dead_letter
 from worker.models.events import Envelope
 from worker.settings import Settings
-from worker.streams.history import History
+from worker.streams.history import History, encode_entries
 from worker.streams.inbox import Inbox
 from worker.streams.publish import Record, key_hash
 from worker.streams.sinks import Batch, Events, Sink
 from worker.streams.source import Source
-from worker.streams.tables import CustomerTable, encoded, keep
+from worker.streams.tables import CustomerTable, encode_state, encoded, keep
 from worker.streams.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -109,8 +109,8 @@ class Pipeline:
                 for message in group:
                     handle(message, batch)
                 batch.changes = (
-                    (self.table.table, encoded(batch.states)),
-                    (self.history.table, History.encoded(batch.history)),
+                    (self.table.table, encoded(batch.states, encode_state)),
+                    (self.history.table, encoded(batch.history, encode_entries)),
                 )
                 keep(batch.changes)
                 parts.append((group, batch))

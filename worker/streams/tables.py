@@ -9,8 +9,8 @@ entry read back may be ahead of the changelog by the batches still committing
 replay makes the same entry and the same records again.
 """
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import faust
 import orjson
@@ -25,15 +25,17 @@ Entries = Mapping[bytes, tuple[int, bytes]]
 Changes = Sequence[tuple[TableT[Any, Any], Entries]]
 """The entries a batch writes, per table."""
 
+Value = TypeVar("Value")
+
 
 def encode_state(state: CustomerState) -> bytes:
     """A table value from a state."""
     return orjson.dumps(state.to_dict())
 
 
-def encoded(entries: Mapping[bytes, tuple[int, CustomerState]]) -> dict[bytes, tuple[int, bytes]]:
-    """Each (partition, state) entry with its state as a table value."""
-    return {key: (partition, encode_state(state)) for key, (partition, state) in entries.items()}
+def encoded(entries: Mapping[bytes, tuple[int, Value]], encode: Callable[[Value], bytes]) -> Entries:
+    """Each (partition, value) entry with its value encoded as a table value."""
+    return {key: (partition, encode(value)) for key, (partition, value) in entries.items()}
 
 
 def decode_state(data: bytes) -> CustomerState:
