@@ -255,12 +255,14 @@ class TransactionalSink:
 
 
 async def start_producer(settings: Settings, transactional_id: str | None = None) -> AIOKafkaProducer:
-    """A started producer for the sinks: every record acknowledged by all in-sync replicas."""
+    """A started producer for the sinks: every record acknowledged by all in-sync replicas.
+
+    No linger: the sinks send closed batches (`send_batched`), which aiokafka sends at once.
+    """
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         transactional_id=transactional_id,
         acks="all",
-        linger_ms=settings.producer_linger_ms,
         max_batch_size=1024 * 1024,
         max_request_size=DLQ_MAX_MESSAGE_BYTES + 1024 * 1024,
         request_timeout_ms=30_000,
