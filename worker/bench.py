@@ -97,6 +97,7 @@ def consumer(bootstrap: str, *topics: str, group: str | None = None) -> AIOKafka
         fetch_max_bytes=64 * 1024 * 1024,
         session_timeout_ms=10_000,
         heartbeat_interval_ms=1_000,
+        fetch_max_wait_ms=10,
     )
 
 

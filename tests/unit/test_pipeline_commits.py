@@ -1,4 +1,4 @@
-"""A reader handles the next batches while earlier ones commit; commits and acks keep the batches' order."""
+"""A reader handles the next batches while a commit is in flight; they then commit together, in order."""
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
@@ -10,28 +10,32 @@ from faust.types import TP
 
 from worker.settings import Settings
 from worker.streams.history import History
-from worker.streams.pipeline import COMMITS_IN_FLIGHT, Pipeline
+from worker.streams.pipeline import WAITING_BATCHES, Pipeline
 from worker.streams.sinks import Batch, Events
 from worker.streams.tables import CustomerTable
 from worker.streams.topics import build_topics
 
 
 class Inbox:
-    def __init__(self, batches: list[list[Any]]) -> None:
-        self.pending = batches
+    """Yields the batches the test puts, as they come."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[list[Any]] = asyncio.Queue()
         self.acked: list[list[int]] = []
 
+    def put(self, *offsets: int, partition: int = 0) -> None:
+        self.queue.put_nowait([message(o, partition) for o in offsets])
+
     async def batches(self, batch_max: int) -> AsyncIterator[list[Any]]:
-        while self.pending:
-            yield self.pending.pop(0)
-        await asyncio.Event().wait()  # then nothing more arrives
+        while True:
+            yield await self.queue.get()
 
     def done(self, batch: Sequence[Any]) -> None:
         self.acked.append([m.offset for m in batch])
 
 
 class Sink:
-    """Commits wait for the test to release them; records what happened in which order."""
+    """Commits wait for the test to release them (by their first offset); parts are keyed by partition."""
 
     committed_topics: frozenset[str] = frozenset()
 
@@ -40,25 +44,31 @@ class Sink:
         self.release: dict[int, asyncio.Event] = {}
         self.fail: set[int] = set()
 
-    def groups(self, events: Events) -> list[Events]:
-        return [events]
+    def groups(self, events: Events) -> dict[str, Events]:
+        parts: dict[str, list[Any]] = {}
+        for e in events:
+            parts.setdefault(str(e.partition), []).append(e)
+        return parts
 
     async def commit(self, events: Events, batch: Batch) -> None:
         first = events[0].offset
-        self.log.append(f"commit {first}")
-        await self.release.setdefault(first, asyncio.Event()).wait()
+        self.log.append(f"commit {[e.offset for e in events]}")
+        await self.gate(first).wait()
         if first in self.fail:
             raise RuntimeError("a bug")
         self.log.append(f"committed {first}")
 
+    def gate(self, first: int) -> asyncio.Event:
+        return self.release.setdefault(first, asyncio.Event())
 
-def message(offset: int) -> Any:
-    return faust.types.Message("t", 0, offset, 0.0, 0, [], b"k", b"v", None, tp=TP("t", 0))
+
+def message(offset: int, partition: int = 0) -> Any:
+    return faust.types.Message("t", partition, offset, 0.0, 0, [], b"k", b"v", None, tp=TP("t", partition))
 
 
-def pipeline(sink: Sink, log: list[str]) -> tuple[Pipeline, Any]:
+def pipeline(sink: Sink, log: list[str], batch_max: int = 1000) -> tuple[Pipeline, Any]:
     app = faust.App("pipeline-test", broker="kafka://127.0.0.1:1")
-    settings = Settings(kafka_bootstrap_servers="127.0.0.1:1")
+    settings = Settings(kafka_bootstrap_servers="127.0.0.1:1", batch_max=batch_max)
     table, history = CustomerTable(app, 8), History(app, 8, 10)
     p = Pipeline(app, settings, build_topics(app, settings), table, history, sink, sink)  # type: ignore[arg-type]
 
@@ -69,45 +79,75 @@ def pipeline(sink: Sink, log: list[str]) -> tuple[Pipeline, Any]:
 
 
 async def until(condition: Any) -> None:
-    while not condition():
+    async def wait() -> None:
+        while not condition():
+            await asyncio.sleep(0)
+
+    await asyncio.wait_for(wait(), 5)
+
+
+async def settle() -> None:
+    for _ in range(20):
         await asyncio.sleep(0)
 
 
-async def test_next_batches_are_handled_while_earlier_ones_commit_in_order() -> None:
+async def test_batches_handled_during_a_commit_commit_together_after_it() -> None:
     log: list[str] = []
     sink = Sink(log)
     p, handle = pipeline(sink, log)
-    inbox = Inbox([[message(0)], [message(1)], [message(2)]])
+    inbox = Inbox()
     reader = asyncio.create_task(p._run(inbox, sink, handle))  # type: ignore[arg-type]
     try:
-        await asyncio.wait_for(until(lambda: "handle 2" in log), 5)
-        assert log == ["handle 0", "handle 1", "handle 2", "commit 0"], "one commit at a time, the first first"
+        inbox.put(0)
+        await until(lambda: "commit [0]" in log)
+        inbox.put(1)
+        inbox.put(2, 3)
+        await until(lambda: "handle 3" in log)
+        await settle()
+        assert [line for line in log if line.startswith("commit [")] == ["commit [0]"], "one commit at a time"
         assert inbox.acked == []
-        sink.release.setdefault(1, asyncio.Event()).set()  # the second may not overtake the first
-        for _ in range(20):
-            await asyncio.sleep(0)
-        assert "commit 1" not in log and inbox.acked == []
-        sink.release[0].set()
-        await asyncio.wait_for(until(lambda: len(inbox.acked) == 2), 5)
-        assert inbox.acked == [[0], [1]]
-        sink.release.setdefault(2, asyncio.Event()).set()
-        await asyncio.wait_for(until(lambda: len(inbox.acked) == 3), 5)
-        assert [line for line in log if line.startswith("commit ")] == ["commit 0", "commit 1", "commit 2"]
+        sink.gate(1).set()
+        sink.gate(0).set()
+        await until(lambda: len(inbox.acked) == 2)
+        assert [line for line in log if line.startswith("commit [")] == ["commit [0]", "commit [1, 2, 3]"]
+        assert inbox.acked == [[0], [1, 2, 3]]
     finally:
         reader.cancel()
 
 
-async def test_the_reader_waits_when_too_many_batches_wait_to_commit() -> None:
+async def test_the_parts_of_one_commit_commit_concurrently() -> None:
     log: list[str] = []
     sink = Sink(log)
     p, handle = pipeline(sink, log)
-    inbox = Inbox([[message(i)] for i in range(COMMITS_IN_FLIGHT + 3)])
+    inbox = Inbox()
     reader = asyncio.create_task(p._run(inbox, sink, handle))  # type: ignore[arg-type]
     try:
-        await asyncio.wait_for(until(lambda: f"handle {COMMITS_IN_FLIGHT}" in log), 5)
-        for _ in range(20):
-            await asyncio.sleep(0)
-        assert f"handle {COMMITS_IN_FLIGHT + 1}" not in log
+        inbox.queue.put_nowait([message(0, partition=0), message(10, partition=1)])
+        sink.gate(10).set()
+        await until(lambda: "committed 10" in log)
+        assert "committed 0" not in log and inbox.acked == [], "acked once every part is durable"
+        sink.gate(0).set()
+        await until(lambda: inbox.acked == [[0, 10]])
+    finally:
+        reader.cancel()
+
+
+async def test_the_reader_waits_when_too_many_messages_wait_to_commit() -> None:
+    log: list[str] = []
+    sink = Sink(log)
+    p, handle = pipeline(sink, log, batch_max=1)
+    inbox = Inbox()
+    reader = asyncio.create_task(p._run(inbox, sink, handle))  # type: ignore[arg-type]
+    try:
+        inbox.put(0)
+        await until(lambda: "commit [0]" in log)
+        for offset in range(1, WAITING_BATCHES + 2):
+            inbox.put(offset)
+        await until(lambda: f"handle {WAITING_BATCHES}" in log)
+        await settle()
+        assert f"handle {WAITING_BATCHES + 1}" not in log
+        sink.gate(0).set()
+        await until(lambda: f"handle {WAITING_BATCHES + 1}" in log)
     finally:
         reader.cancel()
 
@@ -124,15 +164,36 @@ async def test_a_commit_that_fails_crashes_the_worker_and_nothing_after_it_is_ac
         crashed.append(exc)
 
     monkeypatch.setattr(p.app, "crash", crash)
-    inbox = Inbox([[message(0)], [message(1)]])
+    inbox = Inbox()
     sink.fail.add(0)
-    for offset in (0, 1):
-        sink.release.setdefault(offset, asyncio.Event()).set()
     reader = asyncio.create_task(p._run(inbox, sink, handle))  # type: ignore[arg-type]
     try:
-        await asyncio.wait_for(until(lambda: len(crashed) >= 2), 5)
-        assert all(isinstance(exc, RuntimeError) for exc in crashed)
-        assert inbox.acked == [] and "commit 1" not in log
+        inbox.put(0)
+        await until(lambda: "commit [0]" in log)
+        inbox.put(1)
+        await until(lambda: "handle 1" in log)
+        sink.gate(0).set()
+        sink.gate(1).set()
+        await until(lambda: len(crashed) == 1)
+        await settle()
+        assert isinstance(crashed[0], RuntimeError)
+        assert inbox.acked == [] and "commit [1]" not in log
     finally:
         reader.cancel()
         await asyncio.gather(reader, return_exceptions=True)
+
+
+def test_a_later_batch_joins_an_earlier_one_and_its_entries_win() -> None:
+    app = faust.App("absorb-test", broker="kafka://127.0.0.1:1")
+    table = CustomerTable(app, 8).table
+    first, later = Batch(), Batch()
+    first.records.append("r1")  # type: ignore[arg-type]
+    later.records.append("r2")  # type: ignore[arg-type]
+    first.changes = ((table, {b"a": (0, b"a1"), b"b": (1, b"b1")}),)
+    later.changes = ((table, {b"a": (0, b"a2")}),)
+    joined = Batch()
+    joined.absorb(first)
+    joined.absorb(later)
+    assert joined.records == ["r1", "r2"]
+    assert joined.changes == ((table, {b"a": (0, b"a2"), b"b": (1, b"b1")}),)
+    assert first.changes == ((table, {b"a": (0, b"a1"), b"b": (1, b"b1")}),), "the batches are not changed"

@@ -27,14 +27,14 @@ def test_a_batch_is_split_by_owned_partition_in_order() -> None:
     p0, p1 = TP(topic, 0), TP(topic, 1)
     sink.owners = {p0: "ledger-0", p1: "ledger-1"}
     events = [event(p0, 1), event(p1, 7), event(p0, 2)]
-    assert [[e.offset for e in g] for g in sink.groups(events)] == [[1, 2], [7]]
+    assert [[e.offset for e in g] for g in sink.groups(events).values()] == [[1, 2], [7]]
 
 
 def test_events_of_partitions_not_owned_are_left_to_their_owner() -> None:
     sink = ledger_sink()
     (topic,) = sink.committed_topics
     sink.owners = {TP(topic, 0): "ledger-0"}
-    assert sink.groups([event(TP(topic, 3), 5)]) == []
+    assert sink.groups([event(TP(topic, 3), 5)]) == {}
 
 
 def test_events_faust_delivers_again_are_taken_once() -> None:
@@ -46,7 +46,7 @@ def test_events_faust_delivers_again_are_taken_once() -> None:
     first = [event(p0, 8), event(p0, 10), event(p0, 11), event(p1, 0), event(p0, 10), event(p0, 12)]
     again = [event(p0, 11), event(p0, 13), event(p1, 0), event(p1, 2)]
 
-    taken = [[[e.offset for e in g] for g in sink.groups(batch)] for batch in (first, again)]
+    taken = [[[e.offset for e in g] for g in sink.groups(batch).values()] for batch in (first, again)]
 
     assert taken == [[[10, 11, 12], [0]], [[13], [2]]]
 
@@ -72,4 +72,4 @@ def test_each_agent_has_its_own_topics_and_at_least_once_keeps_whole_batches() -
     plain = create_app(Settings(kafka_bootstrap_servers="127.0.0.1:1")).sinks[1]
     assert isinstance(plain, AckedSink)
     events = [event(TP("t", 0), 1), event(TP("t", 1), 2)]
-    assert plain.groups(events) == [events]
+    assert plain.groups(events) == {"": events}

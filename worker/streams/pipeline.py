@@ -15,7 +15,7 @@ history), waiting for those acks too, before it acks the batch. A crash at
 any point therefore either replays the batch from the old state (sending
 identical records again) or finds the new state, whose remembered event ids
 skip the batch. The next batches are handled meanwhile, from the entries in
-memory; their commits wait their turn.
+memory, and then commit together, in one commit after it.
 
 With `BALANCE_SKIP_REPARTITION` the ledger reads the inputs too, and
 applies an input event at once when it already sits on its customer's
@@ -27,7 +27,6 @@ key by customer, and a customer's state still lives on one partition only.
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import cast
 
@@ -52,8 +51,41 @@ from worker.streams.topics import Topics
 
 log = logging.getLogger(__name__)
 
-COMMITS_IN_FLIGHT = 3
-"""Batches handled and waiting for their commit, at most, before the reader waits."""
+WAITING_BATCHES = 3
+"""Handled messages waiting for a commit, at most, before the reader waits: this many times `BALANCE_BATCH_MAX`."""
+
+
+class Waiting:
+    """Handled batches waiting to commit, merged into one part per commit key: they commit together."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.messages: list[Message] = []
+        self.parts: dict[str, tuple[list[Message], Batch]] = {}
+        self.ready = asyncio.Event()
+        self.room = asyncio.Event()
+        self.room.set()
+
+    def add(self, messages: list[Message], parts: dict[str, tuple[Events, Batch]]) -> None:
+        """Queue a handled batch: its messages to ack, and its parts to merge with the waiting ones of their key."""
+        self.messages.extend(messages)
+        for key, (events, batch) in parts.items():
+            waiting = self.parts.get(key)
+            if waiting is None:
+                waiting = self.parts[key] = ([], Batch())
+            waiting[0].extend(events)
+            waiting[1].absorb(batch)
+        self.ready.set()
+        if len(self.messages) >= self.limit:
+            self.room.clear()
+
+    def take(self) -> tuple[list[Message], list[tuple[list[Message], Batch]]]:
+        """Everything waiting, which then waits no more."""
+        taken = self.messages, list(self.parts.values())
+        self.messages, self.parts = [], {}
+        self.ready.clear()
+        self.room.set()
+        return taken
 
 
 class Pipeline:
@@ -95,50 +127,53 @@ class Pipeline:
         await self._run(inbox, self.applied, self._route_or_apply)
 
     async def _run(self, inbox: Inbox, sink: Sink, handle: Callable[[Message, Batch], None]) -> None:
-        """Handle each batch part by part, as the sink splits it, while earlier batches commit.
+        """Handle each batch part by part, as the sink splits it, while the batches before it commit.
 
-        A batch's new entries go to the tables' stores at once, for the next batch to read; its commit (made
-        durable through the sink, then acked) waits for the commit of the batch before, so changelog records
-        and acks keep the batches' order, and at most `COMMITS_IN_FLIGHT` batches wait to commit.
+        A batch's new entries go to the tables' stores at once, for the next batch to read. The batches handled
+        while a commit is in flight wait for it, and then commit together (a group commit): the commit rate
+        follows the load, where a commit per batch made the reader wait on a chain of small commits (two
+        round trips each) and fall behind a trickle. At most `WAITING_BATCHES` × `BALANCE_BATCH_MAX` messages
+        wait; then the reader waits too.
         """
-        committing: deque[asyncio.Task[None]] = deque()
-        async for messages in inbox.batches(self.settings.batch_max):
-            parts = []
-            for group in sink.groups(messages):
-                batch = Batch()
-                for message in group:
-                    handle(message, batch)
-                batch.changes = (
-                    (self.table.table, encoded(batch.states, encode_state)),
-                    (self.history.table, encoded(batch.history, encode_entries)),
-                )
-                keep(batch.changes)
-                parts.append((group, batch))
-            before = committing[-1] if committing else None
-            task = asyncio.create_task(self._commit(inbox, sink, messages, parts, before))
-            task.add_done_callback(self._crash_on_error)
-            committing.append(task)
-            while len(committing) > COMMITS_IN_FLIGHT or committing[0].done():
-                await committing.popleft()
+        waiting = Waiting(WAITING_BATCHES * self.settings.batch_max)
+        committer = asyncio.create_task(self._commits(inbox, sink, waiting))
+        committer.add_done_callback(self._crash_on_error)
+        try:
+            async for messages in inbox.batches(self.settings.batch_max):
+                await waiting.room.wait()
+                parts: dict[str, tuple[Events, Batch]] = {}
+                for key, group in sink.groups(messages).items():
+                    batch = Batch()
+                    for message in group:
+                        handle(message, batch)
+                    batch.changes = (
+                        (self.table.table, encoded(batch.states, encode_state)),
+                        (self.history.table, encoded(batch.history, encode_entries)),
+                    )
+                    keep(batch.changes)
+                    parts[key] = (group, batch)
+                waiting.add(messages, parts)
+        finally:
+            committer.cancel()
 
-    async def _commit(
-        self,
-        inbox: Inbox,
-        sink: Sink,
-        messages: list[Message],
-        parts: list[tuple[Events, Batch]],
-        before: asyncio.Task[None] | None,
-    ) -> None:
-        """After the batch before, make each part durable, then ack the batch's messages."""
-        if before is not None:
-            await before
-        for group, batch in parts:
-            await sink.commit(group, batch)
-            self.history.kept(batch.transactions)
-        inbox.done(messages)
+    async def _commits(self, inbox: Inbox, sink: Sink, waiting: Waiting) -> None:
+        """Commit whatever waits, one commit at a time: make each part durable, then ack the messages.
+
+        The parts of one commit are independent (each has its own transactional id under exactly_once) and
+        commit concurrently.
+        """
+        while True:
+            await waiting.ready.wait()
+            messages, parts = waiting.take()
+            await asyncio.gather(*(self._commit(sink, events, batch) for events, batch in parts))
+            inbox.done(messages)
+
+    async def _commit(self, sink: Sink, events: Events, batch: Batch) -> None:
+        await sink.commit(events, batch)
+        self.history.kept(batch.transactions)
 
     def _crash_on_error(self, task: asyncio.Task[None]) -> None:
-        """Stop the worker when a commit failed otherwise than by retrying (each one after it fails too)."""
+        """Stop the worker when a commit failed otherwise than by retrying (nothing after it commits)."""
         if not task.cancelled() and task.exception() is not None:
             self.crashing = asyncio.ensure_future(self.app.crash(cast(BaseException, task.exception())))
 

@@ -54,6 +54,16 @@ class Batch:
     history: Pending = field(default_factory=dict)
     transactions: list[Transaction] = field(default_factory=list)
 
+    def absorb(self, later: "Batch") -> None:
+        """Take on a later batch's records, entries and transactions, to commit as one; its entries win."""
+        self.records.extend(later.records)
+        self.transactions.extend(later.transactions)
+        if not self.changes:
+            self.changes = tuple((table, dict(entries)) for table, entries in later.changes)
+            return
+        for (_, entries), (_, newer) in zip(self.changes, later.changes, strict=True):
+            entries.update(newer)
+
 
 class Sink(Protocol):
     """Makes a handled batch durable; its events may be acked once `commit` returns."""
@@ -61,8 +71,9 @@ class Sink(Protocol):
     committed_topics: frozenset[str]
     """The consumed topics whose offsets the sink commits itself (Faust commits the others)."""
 
-    def groups(self, events: Events) -> list[Events]:
-        """The batch split into the parts that commit together."""
+    def groups(self, events: Events) -> dict[str, Events]:
+        """The batch split into the parts that commit apart, in order within each, by a key: parts of later
+        batches with the same key may commit with them."""
         ...
 
     async def commit(self, events: Events, batch: Batch) -> None:
@@ -87,9 +98,9 @@ class AckedSink:
         self.settings = settings
         self.producer: AIOKafkaProducer | None = None
 
-    def groups(self, events: Events) -> list[Events]:
+    def groups(self, events: Events) -> dict[str, Events]:
         """The whole batch commits together."""
-        return [events]
+        return {"": events}
 
     async def commit(self, events: Events, batch: Batch) -> None:
         """Publish and wait, then write the entries and wait."""
@@ -136,7 +147,7 @@ class TransactionalSink:
         """
         return f"{self.app.conf.id}-{self.name}-{self.app.assignor.group_for_topic(tp.topic)}-{tp.partition}"
 
-    def groups(self, events: Events) -> list[Events]:
+    def groups(self, events: Events) -> dict[str, Events]:
         """The batch split by transactional id, in order within each.
 
         Left out, and acked without effect (the sinks commit these topics' offsets, not Faust):
@@ -164,7 +175,7 @@ class TransactionalSink:
                 continue
             self.next_offsets[tp] = offset + 1
             by_id[tid].append(message)
-        return list(by_id.values())
+        return dict(by_id)
 
     async def claim(self, assigned: set[TP]) -> None:
         """Start the producers of the assigned partitions before Faust recovers their state and seeks.

@@ -5,7 +5,7 @@ Entries are written by the readers: an entry reaches the in-memory store
 changelog record is sent by a sink once the batch's outputs are acknowledged,
 so that the changelog is the commit point of everything an event did. An
 entry read back may be ahead of the changelog by the batches still committing
-(at most `COMMITS_IN_FLIGHT`); a crash loses it with the memory, and the
+or waiting to (see `pipeline.Waiting`); a crash loses it with the memory, and the
 replay makes the same entry and the same records again.
 """
 
@@ -19,7 +19,7 @@ from faust.types import TableT
 from worker.core.state import CustomerState
 from worker.streams.publish import Record
 
-Entries = Mapping[bytes, tuple[int, bytes]]
+Entries = dict[bytes, tuple[int, bytes]]
 """Table values by key, each with the partition of its changelog record."""
 
 Changes = Sequence[tuple[TableT[Any, Any], Entries]]
