@@ -22,7 +22,9 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -41,6 +43,10 @@ from worker.core.ids import transaction_id
 from worker.harness.oracle import expect
 from worker.harness.worker_process import READY, Names, WorkerProcess
 from worker.sample import mixed
+from worker.streams.publish import Record, send_batched
+
+TICK_S = 0.002
+"""How often the latency run sends the events due."""
 
 Message = tuple[bytes, bytes]
 Positioned = tuple[tuple[str, int, int], bytes, bytes]
@@ -171,9 +177,13 @@ def last_txn_ids(messages: Sequence[Message]) -> Iterator[tuple[int, str]]:
 
 
 async def latency(bootstrap: str, topic: str, out_topic: str, messages: Sequence[Message], rate: float) -> list[float]:
-    """Offer `messages` at `rate`/s; return each event's produce → last transaction visible time, in ms."""
+    """Offer `messages` at `rate`/s; return each event's produce → last transaction visible time, in ms.
+
+    The events due are sent every `TICK_S`, one batch per partition, so that the driver takes little of the
+    CPU the worker and the broker share with it.
+    """
     wanted = dict(last_txn_ids(messages))
-    pending = set(wanted.values())
+    missing = set(wanted.values())
     seen: dict[str, float] = {}
     reader = consumer(bootstrap, out_topic)
     await reader.start()
@@ -181,24 +191,29 @@ async def latency(bootstrap: str, topic: str, out_topic: str, messages: Sequence
     await reader.seek_to_end()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
     await producer.start()
-    sent_at: dict[int, float] = {}
+    sent_at: list[float] = []
+    acks: list[asyncio.Future[Any]] = []
 
     async def read() -> None:
-        while not pending <= seen.keys():
+        while missing:
             for records in (await reader.getmany(timeout_ms=100)).values():
                 now = time.monotonic()
                 for r in records:
-                    seen.setdefault(orjson.loads(r.value)["id"], now)
+                    txn = orjson.loads(r.value)["id"]
+                    if txn not in seen:
+                        seen[txn] = now
+                        missing.discard(txn)
 
     reading = asyncio.create_task(read())
     start = time.monotonic()
     try:
-        for i, (key, value) in enumerate(messages):
-            delay = start + i / rate - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            sent_at[i] = time.monotonic()
-            await producer.send(topic, value=value, key=key)
+        while len(sent_at) < len(messages):
+            now = time.monotonic()
+            due = messages[len(sent_at) : int((now - start) * rate) + 1]
+            sent_at.extend(now for _ in due)
+            acks.extend(await send_batched(producer, [Record(topic, key, value) for key, value in due]))
+            await asyncio.sleep(TICK_S)
+        await asyncio.gather(*acks)
         await asyncio.wait_for(reading, timeout=120)
     finally:
         reading.cancel()
@@ -335,6 +350,10 @@ def main(argv: list[str]) -> None:
     broker = start_broker(options.broker, workdir)
     try:
         report = asyncio.run(run(options, broker, workdir))
+    except BaseException:
+        print(f"the broker's and the workers' logs are kept in {workdir}", file=sys.stderr)
+        raise
     finally:
         broker.close()
+    shutil.rmtree(workdir, ignore_errors=True)
     print(json.dumps(report))

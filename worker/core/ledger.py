@@ -135,9 +135,17 @@ def apply(
             f"event livemode={str(envelope.livemode).lower()} but the customer's ledgers are "
             f"livemode={str(before.livemode).lower()}",
         )
-    legs, after = _RULES[envelope.type](before, obj)
-    transactions, after = _post(after, customer, envelope, legs)
-    after = _remember(replace(after, livemode=envelope.livemode), envelope, dedupe_retention_s)
+    legs, ruled = _RULES[envelope.type](before, obj)
+    transactions, balances = _post(ruled.balances, customer, envelope, legs)
+    after = CustomerState(
+        livemode=envelope.livemode,
+        balances=balances,
+        invoices=ruled.invoices,
+        credit_notes=ruled.credit_notes,
+        sessions=ruled.sessions,
+        seen=_remember(ruled.seen, envelope, dedupe_retention_s),
+        touched=ruled.touched,
+    )
     if object_retention_s > 0:
         after = _forget_objects(after, envelope, object_retention_s)
     summary = None
@@ -214,12 +222,12 @@ def _check_amount(event_type: str, obj: Inbound) -> None:
 
 
 def _post(
-    state: CustomerState, customer: str, envelope: Envelope, legs: list[_Leg]
-) -> tuple[tuple[CustomerBalanceTransaction, ...], CustomerState]:
-    """Number the legs, move the balances and build the transaction records."""
+    balances: dict[str, int], customer: str, envelope: Envelope, legs: list[_Leg]
+) -> tuple[tuple[CustomerBalanceTransaction, ...], dict[str, int]]:
+    """Number the legs, move the balances and build the transaction records; the balances after them."""
     if not legs:
-        return (), state
-    balances = dict(state.balances)
+        return (), balances
+    balances = dict(balances)
     out = []
     for index, leg in enumerate(legs):
         ending = balances.get(leg.currency, 0) + leg.amount
@@ -241,15 +249,16 @@ def _post(
                 type=leg.type,
             )
         )
-    return tuple(out), replace(state, balances=balances)
+    return tuple(out), balances
 
 
-def _remember(state: CustomerState, envelope: Envelope, retention_s: int) -> CustomerState:
-    """Add the event id to the applied ones and forget those past retention."""
-    seen = dict(state.seen)
-    seen[envelope.id] = envelope.created
-    horizon = max(seen.values()) - retention_s
-    return replace(state, seen={k: t for k, t in seen.items() if t >= horizon})
+def _remember(seen: dict[str, int], envelope: Envelope, retention_s: int) -> dict[str, int]:
+    """The applied event ids with this event's added and those past retention forgotten."""
+    kept = {**seen, envelope.id: envelope.created}
+    horizon = max(kept.values()) - retention_s
+    if min(kept.values()) >= horizon:
+        return kept
+    return {k: t for k, t in kept.items() if t >= horizon}
 
 
 _OBJECT_KINDS = {"invoice": "invoices", "credit_note": "credit_notes", "checkout": "sessions"}

@@ -5,7 +5,7 @@ currency, what each invoice, credit note and checkout session already did,
 and the event ids applied recently (spec §2).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -88,5 +88,10 @@ class CustomerState:
 
 def _compact(obj: InvoiceState | CreditNoteState | SessionState) -> dict[str, Any]:
     """The fields of a record that differ from their defaults (and the required ones)."""
-    fields = type(obj).__dataclass_fields__
-    return {name: getattr(obj, name) for name, f in fields.items() if getattr(obj, name) != f.default}
+    return {name: value for name, default in _DEFAULTS[type(obj)] if (value := getattr(obj, name)) != default}
+
+
+_DEFAULTS = {
+    cls: tuple((f.name, f.default) for f in fields(cls)) for cls in (InvoiceState, CreditNoteState, SessionState)
+}
+"""Each record's fields with their defaults (`MISSING` for the required ones, which differs from any value)."""
