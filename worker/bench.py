@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -125,15 +126,15 @@ async def span_rate(bootstrap: str, topics: Sequence[str], wanted: int, timeout:
     return wanted / span_s if span_s > 0 else float("inf")
 
 
-async def raw_pipe(bootstrap: str, source: str, sink: str, count: int) -> None:
-    """The baseline: consume, `json.loads`, produce, with no per-record await."""
+async def raw_pipe(bootstrap: str, source: str, sink: str, count: int | None) -> None:
+    """The baseline: consume, `json.loads`, produce, with no per-record await; `count` records (None: forever)."""
     reader = consumer(bootstrap, source, group=f"bench-raw-{uuid.uuid4().hex[:6]}")
     writer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=256 * 1024)
     await reader.start()
     await writer.start()
     done = 0
     try:
-        while done < count:
+        while count is None or done < count:
             batches = await reader.getmany(timeout_ms=500, max_records=10_000)
             futures = []
             for records in batches.values():
@@ -158,6 +159,26 @@ def output_count(inputs: Sequence[Positioned]) -> int:
     return len(expected.order) + len(expected.dead_letters)
 
 
+def json_id(value: bytes | None) -> str | None:
+    """The `id` of a JSON object; None for anything else (the raw pipe copies bad input too)."""
+    try:
+        found = orjson.loads(value or b"")["id"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    return found if isinstance(found, str) else None
+
+
+def event_ids(messages: Sequence[Message]) -> Iterator[tuple[int, str]]:
+    """(index, event id) of each message whose event id no other message has: a copy in the raw pipe's output
+    is then that message's."""
+    ids: dict[str, int] = {}
+    for i, (_k, value) in enumerate(messages):
+        event_id = json_id(value)
+        if event_id is not None:
+            ids[event_id] = -1 if event_id in ids else i
+    return ((i, event_id) for event_id, i in ids.items() if i >= 0)
+
+
 def last_txn_ids(messages: Sequence[Message]) -> Iterator[tuple[int, str]]:
     """(index, id of the last transaction) of each message whose event made transactions.
 
@@ -166,9 +187,8 @@ def last_txn_ids(messages: Sequence[Message]) -> Iterator[tuple[int, str]]:
     sent = [(("x", 0, i), k, v) for i, (k, v) in enumerate(messages)]
     made = set(expect(sent).order)
     for i, (_k, value) in enumerate(messages):
-        try:
-            event_id = orjson.loads(value)["id"]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
+        event_id = json_id(value)
+        if event_id is None:
             continue
         legs = [txn for txn in (transaction_id(event_id, n) for n in range(3)) if txn in made]
         if legs:
@@ -176,13 +196,15 @@ def last_txn_ids(messages: Sequence[Message]) -> Iterator[tuple[int, str]]:
             yield i, legs[-1]
 
 
-async def latency(bootstrap: str, topic: str, out_topic: str, messages: Sequence[Message], rate: float) -> list[float]:
-    """Offer `messages` at `rate`/s; return each event's produce → last transaction visible time, in ms.
+async def latency(
+    bootstrap: str, topic: str, out_topic: str, messages: Sequence[Message], rate: float, wanted: dict[int, str]
+) -> list[float]:
+    """Offer `messages` at `rate`/s; return the time from each message in `wanted` being produced to the output
+    record with its id there (the `id` of the JSON value) being visible, in ms.
 
     The events due are sent every `TICK_S`, one batch per partition, so that the driver takes little of the
     CPU the worker and the broker share with it.
     """
-    wanted = dict(last_txn_ids(messages))
     missing = set(wanted.values())
     seen: dict[str, float] = {}
     reader = consumer(bootstrap, out_topic)
@@ -199,10 +221,10 @@ async def latency(bootstrap: str, topic: str, out_topic: str, messages: Sequence
             for records in (await reader.getmany(timeout_ms=100)).values():
                 now = time.monotonic()
                 for r in records:
-                    txn = orjson.loads(r.value)["id"]
-                    if txn not in seen:
-                        seen[txn] = now
-                        missing.discard(txn)
+                    found = json_id(r.value)
+                    if found is not None and found not in seen:
+                        seen[found] = now
+                        missing.discard(found)
 
     reading = asyncio.create_task(read())
     start = time.monotonic()
@@ -274,6 +296,42 @@ def peak_rss_mb(pid: int | None) -> float:
     return 0.0
 
 
+def percentiles(samples: Sequence[float]) -> list[float]:
+    """The 99 cut points of the samples (zeros for fewer than two)."""
+    return statistics.quantiles(samples, n=100) if len(samples) >= 2 else [0.0] * 99
+
+
+async def pipe_latency(bootstrap: str, messages: Sequence[Message], rate: float, partitions: int) -> list[float]:
+    """The latency run through the raw pipe, in a process of its own as the worker is, once the workers stopped."""
+    source, sink = "bench.lat.in", "bench.lat.out"
+    await create_topics(bootstrap, [source, sink], partitions)
+    code = f"import asyncio, worker.bench as b; asyncio.run(b.raw_pipe({bootstrap!r}, {source!r}, {sink!r}, None))"
+    pipe = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        await pipe_ready(bootstrap, source, sink)
+        return await latency(bootstrap, source, sink, messages, rate, dict(event_ids(messages)))
+    finally:
+        pipe.terminate()
+        pipe.wait(30)
+
+
+async def pipe_ready(bootstrap: str, source: str, sink: str, timeout: float = 60.0) -> None:
+    """Return once a probe sent through the raw pipe came out (it joined its group and reads)."""
+    reader = consumer(bootstrap, sink)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await reader.start()
+    await producer.start()
+    deadline = time.monotonic() + timeout
+    try:
+        await producer.send_and_wait(source, b'{"id": "probe"}')
+        while not any((await reader.getmany(timeout_ms=200)).values()):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the raw pipe did not start")
+    finally:
+        await producer.stop()
+        await reader.stop()
+
+
 def start_broker(kind: str, workdir: Path) -> BrokerProcess:
     """Apache Kafka from the Maven jars, or the embedded Tansu."""
     if kind == "tansu":
@@ -317,12 +375,20 @@ async def run(options: argparse.Namespace, broker: BrokerProcess, workdir: Path)
         later = [
             (k.replace(b"cus_", b"cul_"), v.replace(b"cus_", b"cul_").replace(b'"evt_', b'"evt_l')) for k, v in later
         ]
-        lat = await latency(bootstrap, names.topic("invoice_events"), names.topic("transactions"), later, offered)
+        lat = await latency(
+            bootstrap,
+            names.topic("invoice_events"),
+            names.topic("transactions"),
+            later,
+            offered,
+            dict(last_txn_ids(later)),
+        )
         rss = max(peak_rss_mb(w.pid) for w in workers)
     finally:
         for w in workers:
             w.stop()
-    quantiles = statistics.quantiles(lat, n=100) if len(lat) >= 2 else [0.0] * 99
+    base_lat = await pipe_latency(bootstrap, later, offered, options.partitions)
+    quantiles, base_quantiles = percentiles(lat), percentiles(base_lat)
     return {
         "events": len(messages),
         "worker_events_per_s": round(worker_rate),
@@ -330,6 +396,8 @@ async def run(options: argparse.Namespace, broker: BrokerProcess, workdir: Path)
         "ratio": round(worker_rate / baseline, 3),
         "p50_ms": round(quantiles[49], 1),
         "p99_ms": round(quantiles[98], 1),
+        "baseline_p50_ms": round(base_quantiles[49], 1),
+        "baseline_p99_ms": round(base_quantiles[98], 1),
         "latency_offered_events_per_s": round(offered),
         "latency_samples": len(lat),
         "peak_rss_mb": round(rss, 1),

@@ -16,6 +16,8 @@ FIELDS = {
     "ratio",
     "p50_ms",
     "p99_ms",
+    "baseline_p50_ms",
+    "baseline_p99_ms",
     "latency_offered_events_per_s",
     "latency_samples",
     "peak_rss_mb",
@@ -48,4 +50,5 @@ def test_bench_reports_every_figure_on_tansu() -> None:
     assert report["cpu_ms_per_event"] > 0 and report["state_bytes_per_customer"] > 0
     assert report["ratio"] == pytest.approx(report["worker_events_per_s"] / report["baseline_events_per_s"], rel=0.02)
     assert report["latency_samples"] > 0 and 0 < report["p50_ms"] <= report["p99_ms"]
+    assert 0 < report["baseline_p50_ms"] <= report["baseline_p99_ms"]
     assert report["peak_rss_mb"] > 0
