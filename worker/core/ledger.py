@@ -10,7 +10,7 @@ records, ids included.
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -70,8 +70,7 @@ class Result:
     summary: CreditBalanceSummary | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class _Leg:
+class _Leg(NamedTuple):
     """One balance movement a rule asks for, before it is numbered."""
 
     type: TransactionType

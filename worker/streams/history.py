@@ -39,7 +39,10 @@ def upsert(entries: list[Entry], txn: Transaction, limit: int) -> list[Entry] | 
     if any(kept["id"] == txn["id"] for _, _, kept in entries):
         return None
     arrival = max((e[1] for e in entries), default=-1) + 1
-    added = sorted([*entries, (txn["created"], arrival, txn)], key=lambda e: (e[0], e[1]), reverse=True)[:limit]
+    entry = (txn["created"], arrival, txn)
+    if not entries or entry[0] >= entries[0][0]:  # the newest, as it mostly is: first (its arrival is the highest)
+        return [entry, *entries[: limit - 1]]
+    added = sorted([*entries, entry], key=lambda e: (e[0], e[1]), reverse=True)[:limit]
     return None if added == entries[:limit] else added
 
 

@@ -8,9 +8,8 @@ identical one.
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner, murmur2
@@ -24,14 +23,16 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 5.0
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One record to send, to a topic by name (and to a partition, or by its key when None)."""
+class Record(NamedTuple):
+    """One record to send, to a topic by name (and to a partition, or by its key when None).
+
+    A tuple, not a dataclass: several are made per event, and a tuple is made several times faster.
+    """
 
     topic: str
     key: bytes | None
     value: bytes | None
-    headers: dict[str, bytes] = field(default_factory=dict)
+    headers: dict[str, bytes] | None = None
     partition: int | None = None
 
 
