@@ -57,11 +57,11 @@ class CustomerTable:
 
 def changelog_records(changes: Changes) -> list[Record]:
     """The changelog record of every entry, to its entry's partition."""
-    return [
-        Record(table.changelog_topic.get_topic_name(), key, value, partition=partition)
-        for table, entries in changes
-        for key, (partition, value) in entries.items()
-    ]
+    records: list[Record] = []
+    for table, entries in changes:
+        topic = table.changelog_topic.get_topic_name()
+        records.extend(Record(topic, key, value, None, partition) for key, (partition, value) in entries.items())
+    return records
 
 
 def keep(changes: Changes) -> None:
