@@ -182,6 +182,20 @@ def test_ending_balance_chain_per_customer_and_currency(stream: list[Envelope]) 
 
 @SETTINGS
 @given(streams())
+def test_the_records_sent_are_the_models_json(stream: list[Envelope]) -> None:
+    """The worker sends the core's record dicts as orjson makes them: byte for byte what the validated models
+    (Stripe's shapes, strict) dump."""
+    results = [step.result for step in _run(stream).steps if step.result is not None]
+    for result in results:
+        models = result.transactions
+        assert [orjson.dumps(r) for r in result.records] == [m.model_dump_json().encode() for m in models]
+        summary = result.summary
+        if summary is not None:
+            assert orjson.dumps(result.summary_record) == summary.model_dump_json().encode()
+
+
+@SETTINGS
+@given(streams())
 def test_replay_gives_identical_output(stream: list[Envelope]) -> None:
     first, second = _run(stream), _run(stream)
     assert _output(first) == _output(second)

@@ -9,8 +9,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from worker.core.decode import decode
 from worker.core.errors import LedgerError
 from worker.core.ledger import DEFAULT_DEDUPE_RETENTION_S, Outcome, apply, customer_of, is_handled
@@ -63,11 +61,11 @@ def expect(
         out.outcomes[result.outcome] += 1
         if customer is not None and result.state is not None:
             states[customer] = result.state
-        for txn in result.transactions:
-            out.transactions[txn.id] = orjson.loads(txn.model_dump_json())
-            out.order.append(txn.id)
-        if result.summary is not None and customer is not None:
-            out.summaries[customer] = orjson.loads(result.summary.model_dump_json())
+        for txn in result.records:
+            out.transactions[txn["id"]] = txn
+            out.order.append(txn["id"])
+        if result.summary_record is not None and customer is not None:
+            out.summaries[customer] = result.summary_record
             out.summary_count += 1
     return out
 

@@ -1,6 +1,6 @@
 """Outbound records, with exactly the field sets of Stripe's objects (spec §4)."""
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -19,6 +19,12 @@ TransactionType = Literal[
     "unspent_receiver_credit",
 ]
 """The 12 transaction types the ledger produces."""
+
+TransactionRecord = dict[str, Any]
+"""A `CustomerBalanceTransaction` as the JSON-ready dict the worker sends, its fields in the model's order."""
+
+SummaryRecord = dict[str, Any]
+"""A `CreditBalanceSummary` as the JSON-ready dict the worker sends, its fields in the model's order."""
 
 
 class Outbound(BaseModel):

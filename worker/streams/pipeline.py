@@ -247,15 +247,13 @@ class Pipeline:
         partition = message.partition
         if result.state is not None:
             batch.states[key] = (partition, result.state)
-        for txn in result.transactions:
-            value = txn.model_dump_json().encode()
-            batch.records.append(Record(self.transactions, key, value))
-            kept = orjson.loads(value)
-            self.history.add(batch.history, key, partition, kept)
-            batch.transactions.append(kept)
-            labelled(TRANSACTIONS, txn.type, txn.currency).inc()
-        if result.summary is not None:
-            batch.records.append(Record(self.summaries, key, result.summary.model_dump_json().encode()))
+        for txn in result.records:
+            batch.records.append(Record(self.transactions, key, orjson.dumps(txn)))
+            self.history.add(batch.history, key, partition, txn)
+            batch.transactions.append(txn)
+            labelled(TRANSACTIONS, txn["type"], txn["currency"]).inc()
+        if result.summary_record is not None:
+            batch.records.append(Record(self.summaries, key, orjson.dumps(result.summary_record)))
 
     def _reject(self, message: Message, exc: Exception, batch: Batch) -> None:
         if isinstance(exc, LedgerError):
