@@ -1,5 +1,6 @@
 """The `balance-worker` command: Faust's command line for the app, plus our own tools."""
 
+import gc
 import importlib
 import sys
 
@@ -13,6 +14,14 @@ TOOLS = {
 }
 """Subcommands that are not Faust's: each module's `main(argv)` runs it."""
 
+GC_THRESHOLDS = (100_000, 50, 100)
+"""The cyclic collector's thresholds for the worker (Python's are 700, 10, 10).
+
+The worker makes a few container objects per event that reference counting frees, and almost no cycles;
+at Python's thresholds the collector ran 2,000 times in a 50,000-event run and took 15% of the worker's
+CPU, its full collections about 100 ms each. Objects made before the worker starts are frozen out of it.
+"""
+
 
 def main() -> None:
     """Run a tool (`balance-worker demo`, `bench`, ...) or Faust's command line (`balance-worker worker`)."""
@@ -21,4 +30,7 @@ def main() -> None:
         return
     from worker.app import create_app
 
-    create_app(load_settings()).main()
+    app = create_app(load_settings())
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+    app.main()

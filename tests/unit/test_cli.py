@@ -1,0 +1,30 @@
+"""`balance-worker worker` runs the app with the collector tuned (see `GC_THRESHOLDS`)."""
+
+import gc
+import sys
+from typing import Any
+
+import pytest
+
+from worker import cli
+
+
+def test_the_worker_runs_with_the_tuned_collector_and_startup_objects_frozen(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, Any] = {}
+
+    class App:
+        def main(self) -> None:
+            seen["thresholds"] = gc.get_threshold()
+            seen["frozen"] = gc.get_freeze_count()
+
+    monkeypatch.setattr(sys, "argv", ["balance-worker", "worker"])
+    monkeypatch.setattr("worker.app.create_app", lambda settings: App())
+    monkeypatch.setenv("BALANCE_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    before = gc.get_threshold()
+    try:
+        cli.main()
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+    assert seen["thresholds"] == cli.GC_THRESHOLDS
+    assert seen["frozen"] > 0
