@@ -22,6 +22,7 @@ def inbox() -> tuple[LedgerApp, Inbox]:
 
 async def test_a_batch_takes_every_queued_fetch_and_is_acked_when_done() -> None:
     app, box = inbox()
+    app.topics._acking_topics.add(TP0.topic)  # as Faust's conductor does for a topic it subscribed to
     generation = app.consumer_generation_id
     first = [message(TP0, 0, generation), message(TP0, 1, generation)]
     second = [message(TP1, 5, generation)]
@@ -31,14 +32,16 @@ async def test_a_batch_takes_every_queued_fetch_and_is_acked_when_done() -> None
     batch = await anext(batches)
     assert batch == first + second
     assert all(m.time_in is not None for m in batch)
-    assert set(batch) <= set(app.consumer.unacked)
+    assert set(app.consumer.unacked) == {first[-1], second[0]}, "its last of each partition stands for it"
     await box.put([message(TP0, 2, generation)])
     later = await anext(batches)
     assert not any(m.acked for m in batch + later), "acked before the reader said its batch is done"
     box.done(batch)
-    assert all(m.acked for m in batch)
+    assert first[-1].acked and second[0].acked
+    assert set(app.consumer.unacked) == {later[0]}, "a rebalance now waits only for the later batch"
     assert [m.offset for m in later] == [2] and not later[0].acked
     assert box.sensor.handled_offsets == {TP0: 2, TP1: 6}
+    assert (app.consumer._new_offset(TP0), app.consumer._new_offset(TP1)) == (2, 6), "commits after the batch"
 
 
 async def test_a_batch_stops_growing_at_batch_max_but_keeps_fetches_whole() -> None:

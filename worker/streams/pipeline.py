@@ -60,7 +60,8 @@ class Waiting:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.messages: list[Message] = []
+        self.batches: list[list[Message]] = []
+        self.messages = 0
         self.parts: dict[str, tuple[list[Message], Batch]] = {}
         self.ready = asyncio.Event()
         self.room = asyncio.Event()
@@ -68,7 +69,8 @@ class Waiting:
 
     def add(self, messages: list[Message], parts: dict[str, tuple[Events, Batch]]) -> None:
         """Queue a handled batch: its messages to ack, and its parts to merge with the waiting ones of their key."""
-        self.messages.extend(messages)
+        self.batches.append(messages)
+        self.messages += len(messages)
         for key, (events, batch) in parts.items():
             waiting = self.parts.get(key)
             if waiting is None:
@@ -76,13 +78,13 @@ class Waiting:
             waiting[0].extend(events)
             waiting[1].absorb(batch)
         self.ready.set()
-        if len(self.messages) >= self.limit:
+        if self.messages >= self.limit:
             self.room.clear()
 
-    def take(self) -> tuple[list[Message], list[tuple[list[Message], Batch]]]:
-        """Everything waiting, which then waits no more."""
-        taken = self.messages, list(self.parts.values())
-        self.messages, self.parts = [], {}
+    def take(self) -> tuple[list[list[Message]], list[tuple[list[Message], Batch]]]:
+        """Everything waiting (the batches, in order, and the merged parts), which then waits no more."""
+        taken = self.batches, list(self.parts.values())
+        self.batches, self.messages, self.parts = [], 0, {}
         self.ready.clear()
         self.room.set()
         return taken
@@ -164,9 +166,10 @@ class Pipeline:
         """
         while True:
             await waiting.ready.wait()
-            messages, parts = waiting.take()
+            batches, parts = waiting.take()
             await asyncio.gather(*(self._commit(sink, events, batch) for events, batch in parts))
-            inbox.done(messages)
+            for messages in batches:
+                inbox.done(messages)
 
     async def _commit(self, sink: Sink, events: Events, batch: Batch) -> None:
         await sink.commit(events, batch)
