@@ -51,12 +51,13 @@ class LedgerApp(faust.App):
 
     def _new_consumer(self) -> ConsumerT:
         """The consumer, told which topics the sinks commit themselves (under exactly_once, in transactions),
-        which topics go to which inbox, and how long a fetch may wait."""
+        which topics go to which inbox, and how long a fetch may wait and for how much data."""
         consumer = super()._new_consumer()
         if isinstance(consumer, LedgerConsumer):
             consumer.committed_elsewhere = frozenset().union(*(sink.committed_topics for sink in self.sinks))
             consumer.inboxes = {name: inbox for inbox in self.inboxes for name in inbox.names}
             consumer.fetch_max_wait_ms = self.settings.fetch_max_wait_ms
+            consumer.fetch_min_bytes = self.settings.fetch_min_bytes
         return consumer
 
     def reader(self, topic: TopicT, body: Callable[[Inbox], Awaitable[None]], sensor: MetricsSensor) -> None:

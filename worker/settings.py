@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     producer_linger_ms: Annotated[float, Field(ge=0, le=1000)] = 5.0
     fetch_max_wait_ms: Annotated[int, Field(ge=0, le=30_000)] = 10
     """How long the broker may hold a fetch for data; bounds the delay aiokafka's one fetch in flight adds."""
+    fetch_min_bytes: Annotated[int, Field(ge=1, le=64 * 1024 * 1024)] = 1
+    """The data a fetch waits for (up to `fetch_max_wait_ms`): raised, a trickle is read in fewer, larger fetches."""
     max_payload_bytes: Annotated[int, Field(ge=1024)] = DEFAULT_MAX_PAYLOAD_BYTES
     dedupe_retention_s: Annotated[int, Field(ge=0)] = DEFAULT_DEDUPE_RETENTION_S
     object_retention_s: Annotated[int, Field(ge=0)] = 0

@@ -10,7 +10,7 @@ from worker.app import create_app
 from worker.settings import Settings
 from worker.streams.fetch import LedgerConsumer
 
-SETTINGS = Settings(kafka_bootstrap_servers="127.0.0.1:1", fetch_max_wait_ms=7)
+SETTINGS = Settings(kafka_bootstrap_servers="127.0.0.1:1", fetch_max_wait_ms=7, fetch_min_bytes=4096)
 
 
 def record(tp: TP, offset: int) -> ConsumerRecord[bytes, bytes]:
@@ -57,3 +57,4 @@ async def test_the_broker_holds_a_fetch_at_most_fetch_max_wait_ms() -> None:
     app = create_app(SETTINGS)
     worker_consumer = app.consumer._thread._create_worker_consumer(app.transport)  # type: ignore[attr-defined]
     assert worker_consumer._fetch_max_wait_ms == 7
+    assert worker_consumer._fetch_min_bytes == 4096

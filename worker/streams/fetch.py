@@ -29,7 +29,8 @@ FETCH_TIMEOUT_S = 1.0
 
 
 class FetchWaitConsumerThread(EndOffsetsConsumerThread):
-    """The consumer thread, with the broker's wait for data bounded by the consumer's `fetch_max_wait_ms`.
+    """The consumer thread, with the broker's wait for data bounded by the consumer's `fetch_max_wait_ms` (and
+    its wait for `fetch_min_bytes` of data, which is aiokafka's `fetch_min_bytes`).
 
     aiokafka keeps one fetch in flight per broker, for the partitions with nothing buffered. When every busy
     partition is still buffered, that fetch holds only idle ones and waits the whole `fetch_max_wait_ms` (Faust
@@ -39,7 +40,9 @@ class FetchWaitConsumerThread(EndOffsetsConsumerThread):
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = cast(LedgerConsumer, self.consumer).fetch_max_wait_ms
+        ledger = cast(LedgerConsumer, self.consumer)
+        consumer._fetch_max_wait_ms = ledger.fetch_max_wait_ms
+        consumer._fetch_min_bytes = ledger.fetch_min_bytes
         return consumer
 
 
@@ -50,6 +53,8 @@ class LedgerConsumer(AckedCommitConsumer):
     """The inbox of each topic read in bulk, by topic name."""
     fetch_max_wait_ms = Settings.model_fields["fetch_max_wait_ms"].default
     """How long the broker may hold a fetch for data (see `FetchWaitConsumerThread`)."""
+    fetch_min_bytes = Settings.model_fields["fetch_min_bytes"].default
+    """The data the broker waits for before it answers a fetch, within `fetch_max_wait_ms`."""
 
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return FetchWaitConsumerThread(self, loop=self.loop, beacon=self.beacon)
