@@ -332,11 +332,25 @@ async def pipe_ready(bootstrap: str, source: str, sink: str, timeout: float = 60
         await reader.stop()
 
 
+KAFKA_DEFAULTS = {
+    "log.roll.ms": str(7 * 24 * 3600 * 1000),
+    "log.cleaner.backoff.ms": "15000",
+    "log.cleaner.min.cleanable.ratio": "0.5",
+    "log.segment.delete.delay.ms": "60000",
+}
+"""Kafka's own segment and cleaner settings, for the bench's broker.
+
+The test broker rolls every partition's segment every 5 s and cleans any dirt so that tests see compaction;
+on this machine that stalled produce requests for 100–500 ms every few seconds, and the worker's p99 with
+them (at 4,000 events/s: 640 ms against 85 ms with these).
+"""
+
+
 def start_broker(kind: str, workdir: Path) -> BrokerProcess:
-    """Apache Kafka from the Maven jars, or the embedded Tansu."""
+    """Apache Kafka from the Maven jars (with `KAFKA_DEFAULTS`), or the embedded Tansu."""
     if kind == "tansu":
         return TansuBroker(log_dir=workdir / "tansu").start()
-    return KafkaBroker(fetch_libs(), workdir / "kafka").start()
+    return KafkaBroker(fetch_libs(), workdir / "kafka", config=KAFKA_DEFAULTS).start()
 
 
 async def run(options: argparse.Namespace, broker: BrokerProcess, workdir: Path) -> dict[str, Any]:
