@@ -1,6 +1,7 @@
 """CustomerState: round trips through to_dict/from_dict and JSON, and replay from a restored state."""
 
 import json
+import tracemalloc
 
 import orjson
 import pytest
@@ -16,6 +17,7 @@ from tests.unit.conftest import (
 )
 from worker.core.ledger import apply
 from worker.core.state import CreditNoteState, CustomerState, InvoiceState, SessionState
+from worker.streams.tables import encode_state, encoded
 
 
 def _rich_state() -> CustomerState:
@@ -127,3 +129,16 @@ def test_state_balances_follow_the_records() -> None:
     state = book.states[CUSTOMER]
     assert state.balances == {"usd": sum(t.amount for t in book.transactions)}
     assert state.livemode is False
+
+
+def test_table_values_take_the_memory_of_their_size() -> None:
+    """orjson's bytes keep a 4 KiB buffer; a table keeps a value for each customer, so it is copied to its size."""
+    states = {f"cus_{i}".encode(): (0, CustomerState(livemode=False, balances={"usd": -i})) for i in range(2000)}
+    tracemalloc.start()
+    try:
+        values = encoded(states, encode_state)
+        size, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    payload = sum(len(value) for _, value in values.values())
+    assert size < payload + 2000 * 200, f"{size / 2000:.0f} bytes per value of {payload / 2000:.0f}"
