@@ -128,6 +128,7 @@ def create_app(settings: Settings) -> LedgerApp:
         broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap_servers.split(",")],
         datadir=str(settings.data_dir),
         store=settings.store,
+        table_standby_replicas=settings.standby_replicas,
         processing_guarantee=settings.processing_guarantee,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,

@@ -65,6 +65,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--skip-repartition", action="store_true", help="run the workers with BALANCE_SKIP_REPARTITION=true"
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a worker setting, without its BALANCE_ prefix (FETCH_MIN_BYTES=65536); repeatable",
+    )
     parser.add_argument("--timeout", type=float, default=600.0)
     return parser.parse_args(argv)
 
@@ -368,6 +375,7 @@ async def run(options: argparse.Namespace, broker: BrokerProcess, workdir: Path)
         settings["SKIP_REPARTITION"] = "true"
     if isinstance(broker, TansuBroker):
         settings.update({"SESSION_TIMEOUT_S": "2", "HEARTBEAT_INTERVAL_S": "0.5"})
+    settings.update(item.split("=", 1) for item in options.set)
     workers = [
         WorkerProcess(bootstrap, workdir / f"worker{i}", settings, loglevel="info").start()
         for i in range(options.workers)

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     heartbeat_interval_s: Seconds = 3.0
     commit_interval_s: Seconds = 2.8
     store: Literal["memory://", "rocksdb://"] = "memory://"
+    standby_replicas: Annotated[int, Field(ge=0, le=16)] = 1
+    """Workers that keep a standby copy of each table partition, read from its changelog, for a fast failover."""
 
     batch_max: Annotated[int, Field(ge=1, le=100_000)] = 1000
     producer_linger_ms: Annotated[float, Field(ge=0, le=1000)] = 5.0

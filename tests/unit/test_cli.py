@@ -28,3 +28,12 @@ def test_the_worker_runs_with_the_tuned_collector_and_startup_objects_frozen(mon
         gc.unfreeze()
     assert seen["thresholds"] == cli.GC_THRESHOLDS
     assert seen["frozen"] > 0
+
+
+def test_standby_replicas_reach_faust() -> None:
+    from worker.app import create_app
+    from worker.settings import Settings
+
+    assert create_app(Settings(kafka_bootstrap_servers="127.0.0.1:1")).conf.table_standby_replicas == 1
+    app = create_app(Settings(kafka_bootstrap_servers="127.0.0.1:1", standby_replicas=0))
+    assert app.conf.table_standby_replicas == 0

@@ -58,3 +58,30 @@ async def test_the_broker_holds_a_fetch_at_most_fetch_max_wait_ms() -> None:
     worker_consumer = app.consumer._thread._create_worker_consumer(app.transport)  # type: ignore[attr-defined]
     assert worker_consumer._fetch_max_wait_ms == 7
     assert worker_consumer._fetch_min_bytes == 4096
+
+
+async def test_a_suspension_stops_a_changelog_fetch_between_or_within_deliveries() -> None:
+    """One race against a suspension covers a partition's changelog fetch; what was delivered counts as read."""
+    app = create_app(SETTINGS)
+    app.flow_control.resume()
+    consumer = app.consumer
+    assert isinstance(consumer, LedgerConsumer)
+    changelog = TP(f"{app.conf.id}-customers-changelog", 0)
+    delivered: list[int] = []
+    blocked = asyncio.Event()
+
+    async def callback(message: Message) -> None:
+        if message.offset == 1:
+            blocked.set()
+            await asyncio.Event().wait()  # a full queue, say
+        delivered.append(message.offset)
+
+    consumer.callback = callback
+    messages = [consumer._to_message(changelog, record(changelog, offset)) for offset in range(3)]
+    handing = asyncio.create_task(consumer._hand_over(messages))
+    await asyncio.wait_for(blocked.wait(), 5)
+    assert not handing.done()
+    consumer.suspend_flow.set()
+    await asyncio.wait_for(handing, 5)
+    assert delivered == [0], "the rest waits for the seek back"
+    assert consumer._read_offset[changelog] == 0

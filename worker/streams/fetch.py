@@ -3,11 +3,12 @@
 Faust's `Consumer._drain_messages` hands the conductor one message at a time
 and waits for each delivery. Here, the records of a topic read through an
 `Inbox` are handed over a partition's fetch at a time; the records of any
-other topic (the tables' changelogs, read during recovery) still take Faust's
-path. The rest is Faust's loop: the partitions paused during recovery are not
-read, a fetch that ends with flow stopped (a rebalance) is dropped and the
-partitions seek back to their committed offsets, and so is one from an older
-generation, by the inbox.
+other topic (the tables' changelogs, read during recovery and for standbys)
+still go to the conductor one by one, in one race against a suspension per
+partition's fetch. The rest is Faust's loop: the partitions paused during
+recovery are not read, a fetch that ends with flow stopped (a rebalance) is
+dropped and the partitions seek back to their committed offsets, and so is one
+from an older generation, by the inbox.
 
 Faust also records gaps between offsets here, which `AckedCommitConsumer`
 does not use (see `offsets`), and end offsets for its own monitor, which
@@ -92,9 +93,19 @@ class LedgerConsumer(AckedCommitConsumer):
             await self.wait_first(inbox.put(messages), self.suspend_flow.wait())
             self._read_offset[tp] = messages[-1].offset
             return
+        await self.wait_first(self._deliver(messages), self.suspend_flow.wait())
+
+    async def _deliver(self, messages: list[Message]) -> None:
+        """Hand messages to Faust's conductor one by one (tables' changelogs: recovery and standbys).
+
+        Faust races each delivery against a suspension of flow (four tasks a message); here one race covers the
+        partition's fetch, which a suspension cancels between or within deliveries. With standby replicas, a
+        worker applies the other workers' changelogs this way: per message, that cost more than half again
+        the CPU per event of two workers over one.
+        """
         for message in messages:
-            await self.wait_first(self.callback(message), self.suspend_flow.wait())
-            self._read_offset[tp] = message.offset
+            await self.callback(message)
+            self._read_offset[message.tp] = message.offset
 
     async def _seek_back(self) -> None:
         """Seek to the committed offsets, as Faust does when a fetch ends with flow stopped."""
