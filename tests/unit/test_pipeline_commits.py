@@ -1,6 +1,7 @@
 """A reader handles the next batches while a commit is in flight; they then commit together, in order."""
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -66,7 +67,11 @@ def message(offset: int, partition: int = 0) -> Any:
     return faust.types.Message("t", partition, offset, 0.0, 0, [], b"k", b"v", None, tp=TP("t", partition))
 
 
-def pipeline(sink: Sink, log: list[str], batch_max: int = 1000) -> tuple[Pipeline, Any]:
+@contextlib.asynccontextmanager
+async def running(batch_max: int = 1000) -> AsyncIterator[tuple[list[str], Sink, Inbox, Pipeline]]:
+    """A reader of a test inbox into a test sink, running while the body does: (log, sink, inbox, pipeline)."""
+    log: list[str] = []
+    sink = Sink(log)
     app = faust.App("pipeline-test", broker="kafka://127.0.0.1:1")
     settings = Settings(kafka_bootstrap_servers="127.0.0.1:1", batch_max=batch_max)
     table, history = CustomerTable(app, 8), History(app, 8, 10)
@@ -75,7 +80,13 @@ def pipeline(sink: Sink, log: list[str], batch_max: int = 1000) -> tuple[Pipelin
     def handle(message: Any, batch: Batch) -> None:
         log.append(f"handle {message.offset}")
 
-    return p, handle
+    inbox = Inbox()
+    reader = asyncio.create_task(p._run(inbox, sink, handle))  # type: ignore[arg-type]
+    try:
+        yield log, sink, inbox, p
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
 
 
 async def until(condition: Any) -> None:
@@ -92,12 +103,7 @@ async def settle() -> None:
 
 
 async def test_batches_handled_during_a_commit_commit_together_after_it() -> None:
-    log: list[str] = []
-    sink = Sink(log)
-    p, handle = pipeline(sink, log)
-    inbox = Inbox()
-    reader = asyncio.create_task(p._run(inbox, sink, handle))  # type: ignore[arg-type]
-    try:
+    async with running() as (log, sink, inbox, _):
         inbox.put(0)
         await until(lambda: "commit [0]" in log)
         inbox.put(1)
@@ -111,34 +117,20 @@ async def test_batches_handled_during_a_commit_commit_together_after_it() -> Non
         await until(lambda: len(inbox.acked) == 3)
         assert [line for line in log if line.startswith("commit [")] == ["commit [0]", "commit [1, 2, 3]"]
         assert inbox.acked == [[0], [1], [2, 3]], "each batch acked, in order, once the commit holding it is done"
-    finally:
-        reader.cancel()
 
 
 async def test_the_parts_of_one_commit_commit_concurrently() -> None:
-    log: list[str] = []
-    sink = Sink(log)
-    p, handle = pipeline(sink, log)
-    inbox = Inbox()
-    reader = asyncio.create_task(p._run(inbox, sink, handle))  # type: ignore[arg-type]
-    try:
+    async with running() as (log, sink, inbox, _):
         inbox.queue.put_nowait([message(0, partition=0), message(10, partition=1)])
         sink.gate(10).set()
         await until(lambda: "committed 10" in log)
         assert "committed 0" not in log and inbox.acked == [], "acked once every part is durable"
         sink.gate(0).set()
         await until(lambda: inbox.acked == [[0, 10]])
-    finally:
-        reader.cancel()
 
 
 async def test_the_reader_waits_when_too_many_messages_wait_to_commit() -> None:
-    log: list[str] = []
-    sink = Sink(log)
-    p, handle = pipeline(sink, log, batch_max=1)
-    inbox = Inbox()
-    reader = asyncio.create_task(p._run(inbox, sink, handle))  # type: ignore[arg-type]
-    try:
+    async with running(batch_max=1) as (log, sink, inbox, _):
         inbox.put(0)
         await until(lambda: "commit [0]" in log)
         for offset in range(1, WAITING_BATCHES + 2):
@@ -148,26 +140,19 @@ async def test_the_reader_waits_when_too_many_messages_wait_to_commit() -> None:
         assert f"handle {WAITING_BATCHES + 1}" not in log
         sink.gate(0).set()
         await until(lambda: f"handle {WAITING_BATCHES + 1}" in log)
-    finally:
-        reader.cancel()
 
 
 async def test_a_commit_that_fails_crashes_the_worker_and_nothing_after_it_is_acked(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    log: list[str] = []
-    sink = Sink(log)
-    p, handle = pipeline(sink, log)
     crashed: list[BaseException] = []
 
     async def crash(exc: BaseException) -> None:
         crashed.append(exc)
 
-    monkeypatch.setattr(p.app, "crash", crash)
-    inbox = Inbox()
-    sink.fail.add(0)
-    reader = asyncio.create_task(p._run(inbox, sink, handle))  # type: ignore[arg-type]
-    try:
+    async with running() as (log, sink, inbox, p):
+        monkeypatch.setattr(p.app, "crash", crash)
+        sink.fail.add(0)
         inbox.put(0)
         await until(lambda: "commit [0]" in log)
         inbox.put(1)
@@ -178,9 +163,6 @@ async def test_a_commit_that_fails_crashes_the_worker_and_nothing_after_it_is_ac
         await settle()
         assert isinstance(crashed[0], RuntimeError)
         assert inbox.acked == [] and "commit [1]" not in log
-    finally:
-        reader.cancel()
-        await asyncio.gather(reader, return_exceptions=True)
 
 
 def test_a_later_batch_joins_an_earlier_one_and_its_entries_win() -> None:
