@@ -1,45 +1,174 @@
-"""The history kept per customer for the list API: idempotent upserts, newest first, bounded."""
+"""The history kept per customer for the list API: an entry per transaction, newest first, bounded, and a
+replayed batch writes the same entries again."""
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import faust
+import orjson
+from faust.types import TP
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.streams.history import Entry, decode_entries, encode_entries, upsert
+from tests.unit.readers import Inbox, until
+from worker.core.state import CustomerState
+from worker.sample import command, envelope
+from worker.settings import Settings
+from worker.streams.history import History, entry_key
+from worker.streams.pipeline import Pipeline
+from worker.streams.sinks import Batch, Events
+from worker.streams.tables import CustomerTable, Entries, encode_state, keep
+from worker.streams.topics import build_topics
+
+CUSTOMER = b"cus_1"
 
 
-def txn(i: int, created: int) -> dict[str, object]:
-    return {"id": f"cbtxn_{i}", "created": created, "amount": -i}
+class Sink:
+    """Commits at once and keeps each commit's table entries."""
+
+    committed_topics: frozenset[str] = frozenset()
+
+    def __init__(self) -> None:
+        self.changes: list[dict[str, Entries]] = []
+
+    def groups(self, events: Events) -> dict[str, Events]:
+        return {"": events}
+
+    async def commit(self, events: Events, batch: Batch) -> None:
+        self.changes.append({table.name: dict(entries) for table, entries in batch.changes})
 
 
-def test_newest_first_by_created_then_arrival() -> None:
-    entries: list[Entry] = []
-    for i, created in [(1, 10), (2, 30), (3, 20), (4, 30)]:
-        entries = upsert(entries, txn(i, created), 10) or entries
-    assert [e[2]["id"] for e in entries] == ["cbtxn_4", "cbtxn_2", "cbtxn_3", "cbtxn_1"]
+class Ledger:
+    """A ledger reader of a test inbox, with its tables."""
+
+    def __init__(self, pipeline: Pipeline, inbox: Inbox, sink: Sink) -> None:
+        self.pipeline, self.inbox, self.sink = pipeline, inbox, sink
+        self.history = pipeline.history
+        self.offset = 0
+
+    async def handle(self, *created: int) -> None:
+        """One batch of adjustments, one made at each of `created` (of that much credit); returns once acked."""
+        messages = []
+        for at in created:
+            self.offset += 1
+            event = envelope(f"evt_{at}_{self.offset}", "customer_balance.adjustment", command("cus_1", -at, "usd"), at)
+            messages.append(by_customer(self.pipeline, self.offset, orjson.dumps(event)))
+        acked = len(self.inbox.acked) + 1
+        self.inbox.put(messages)
+        await until(lambda: len(self.inbox.acked) == acked)
+
+    def stores(self) -> tuple[dict[bytes, bytes], dict[bytes, bytes]]:
+        return dict(self.pipeline.table.table.data), dict(self.history.table.data)
+
+    def restore(self, stores: tuple[dict[bytes, bytes], dict[bytes, bytes]]) -> None:
+        for table, data in zip((self.pipeline.table.table, self.history.table), stores, strict=True):
+            table.data.clear()
+            table.data.update(data)
+
+    def ids(self) -> list[str]:
+        return [txn["id"] for txn in self.history.transactions(CUSTOMER)]
 
 
-def test_a_redelivered_record_changes_nothing() -> None:
-    entries = upsert([], txn(1, 10), 10)
-    assert entries is not None
-    assert upsert(entries, txn(1, 10), 10) is None
+def by_customer(pipeline: Pipeline, offset: int, value: bytes) -> Any:
+    topic = pipeline.by_customer
+    return faust.types.Message(topic, 0, offset, 0.0, 0, [], CUSTOMER, value, None, tp=TP(topic, 0))
 
 
-def test_only_the_newest_limit_are_kept_and_older_arrivals_are_dropped() -> None:
-    entries: list[Entry] = []
-    for i in range(5):
-        entries = upsert(entries, txn(i, 100 + i), 3) or entries
-    assert [e[2]["id"] for e in entries] == ["cbtxn_4", "cbtxn_3", "cbtxn_2"]
-    assert upsert(entries, txn(9, 1), 3) is None, "older than everything kept"
+@contextlib.asynccontextmanager
+async def ledger(limit: int) -> AsyncIterator[Ledger]:
+    """A ledger reader keeping `limit` transactions per customer, running while the body does."""
+    app = faust.App(f"history-test-{limit}", broker="kafka://127.0.0.1:1")
+    settings = Settings(kafka_bootstrap_servers="127.0.0.1:1", history_limit=limit)
+    table = CustomerTable(app, 8)
+    history = History(app, 8, limit, table)
+    sink = Sink()
+    pipeline = Pipeline(app, settings, build_topics(app, settings), table, history, sink, sink)  # type: ignore[arg-type]
+    inbox = Inbox()
+    reader = asyncio.create_task(pipeline.ledger(inbox))  # type: ignore[arg-type]
+    try:
+        yield Ledger(pipeline, inbox, sink)
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
 
 
-@given(st.lists(st.integers(0, 20), max_size=40), st.integers(1, 8))
-def test_any_delivery_order_with_repeats_keeps_distinct_ids_sorted(ids_in: list[int], limit: int) -> None:
-    entries: list[Entry] = []
-    for i in ids_in:
-        entries = upsert(entries, txn(i, 1000 + i % 3), limit) or entries  # an id always has one `created`
-    ids = [e[2]["id"] for e in entries]
-    assert len(entries) == min(limit, len(set(ids_in)))
-    assert len(ids) == len(set(ids)) <= limit
-    keys = [(e[0], e[1]) for e in entries]
-    assert keys == sorted(keys, reverse=True)
-    assert len({e[1] for e in entries}) == len(entries), "arrivals are distinct"
-    assert decode_entries(encode_entries(entries)) == entries
+async def test_newest_first_by_created_then_number() -> None:
+    async with ledger(10) as book:
+        await book.handle(10, 30)
+        await book.handle(20, 30)
+        listed = [(t["created"], t["ending_balance"]) for t in book.history.transactions(CUSTOMER)]
+        assert listed == [(30, -90), (30, -40), (20, -60), (10, -10)], "of two at 30, the later posted first"
+        assert [book.history.find(CUSTOMER, i) for i in book.ids()] == book.history.transactions(CUSTOMER)
+
+
+async def test_a_customer_keeps_its_last_limit_transactions_and_the_rest_are_deleted() -> None:
+    async with ledger(3) as book:
+        await book.handle(1, 2)
+        await book.handle(3, 4, 5)
+        assert [t["created"] for t in book.history.transactions(CUSTOMER)] == [5, 4, 3]
+        assert sorted(book.history.table.data) == [entry_key(CUSTOMER, n) for n in (2, 3, 4)]
+        written = book.sink.changes[-1]["history"]
+        assert {key: value is None for key, (_, value) in written.items()} == {
+            entry_key(CUSTOMER, 0): True,
+            entry_key(CUSTOMER, 1): True,
+            entry_key(CUSTOMER, 2): False,
+            entry_key(CUSTOMER, 3): False,
+            entry_key(CUSTOMER, 4): False,
+        }, "a tombstone for each entry pushed out"
+
+
+async def test_an_entry_is_the_record_sent_to_the_transactions_topic() -> None:
+    async with ledger(10) as book:
+        await book.handle(7)
+        (txn,) = book.history.transactions(CUSTOMER)
+        assert book.history.table.data[entry_key(CUSTOMER, 0)] == orjson.dumps(txn)
+        assert txn["object"] == "customer_balance_transaction" and txn["amount"] == -7
+
+
+async def test_a_batch_replayed_from_the_old_state_writes_the_same_entries() -> None:
+    async with ledger(2) as book:
+        await book.handle(1, 2)
+        before = book.stores()
+        await book.handle(3)
+        first, after = book.sink.changes[-1], book.stores()
+        book.restore(before)
+        book.offset -= 1
+        await book.handle(3)
+        assert book.sink.changes[-1] == first
+        assert book.stores() == after
+
+
+async def test_a_batch_applied_again_to_the_new_state_writes_no_entries() -> None:
+    async with ledger(5) as book:
+        await book.handle(1)
+        book.offset -= 1
+        await book.handle(1)
+        assert book.sink.changes[-1]["history"] == {}
+        assert len(book.ids()) == 1
+
+
+@given(st.lists(st.integers(0, 3), min_size=1, max_size=30), st.integers(1, 6), st.data())
+def test_any_run_of_batches_keeps_the_last_limit_numbers(legs: list[int], limit: int, data: st.DataObject) -> None:
+    """Events of 0–3 transactions, in batches of any size: the store holds exactly the last `limit` numbers,
+    listed newest first by (created, number)."""
+    app = faust.App("history-property", broker="kafka://127.0.0.1:1")
+    table = CustomerTable(app, 1)
+    history = History(app, 1, limit, table)
+    posted, created = 0, {}
+    pending: Entries = {}
+    for count in legs:
+        for _ in range(count):
+            created[posted] = data.draw(st.integers(1, 4))
+            history.add(pending, CUSTOMER, 0, posted, orjson.dumps({"id": f"t{posted}", "created": created[posted]}))
+            posted += 1
+        if data.draw(st.booleans()):
+            keep([(history.table, pending)])
+            pending = {}
+    keep([(history.table, pending)])
+    table.table.data[CUSTOMER] = encode_state(CustomerState(posted=posted))
+    window = range(max(posted - limit, 0), posted)
+    assert sorted(history.table.data) == sorted(entry_key(CUSTOMER, n) for n in window)
+    newest = sorted(window, key=lambda n: (created[n], n), reverse=True)
+    assert [txn["id"] for txn in history.transactions(CUSTOMER)] == [f"t{n}" for n in newest]

@@ -2,37 +2,20 @@
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
 import faust
 import pytest
 from faust.types import TP
 
+from tests.unit.readers import Inbox, until
 from worker.settings import Settings
 from worker.streams.history import History
 from worker.streams.pipeline import WAITING_BATCHES, Pipeline
 from worker.streams.sinks import Batch, Events
 from worker.streams.tables import CustomerTable
 from worker.streams.topics import build_topics
-
-
-class Inbox:
-    """Yields the batches the test puts, as they come."""
-
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[list[Any]] = asyncio.Queue()
-        self.acked: list[list[int]] = []
-
-    def put(self, *offsets: int, partition: int = 0) -> None:
-        self.queue.put_nowait([message(o, partition) for o in offsets])
-
-    async def batches(self, batch_max: int) -> AsyncIterator[list[Any]]:
-        while True:
-            yield await self.queue.get()
-
-    def done(self, batch: Sequence[Any]) -> None:
-        self.acked.append([m.offset for m in batch])
 
 
 class Sink:
@@ -63,6 +46,10 @@ class Sink:
         return self.release.setdefault(first, asyncio.Event())
 
 
+def at(*offsets: int, partition: int = 0) -> list[Any]:
+    return [message(o, partition) for o in offsets]
+
+
 def message(offset: int, partition: int = 0) -> Any:
     return faust.types.Message("t", partition, offset, 0.0, 0, [], b"k", b"v", None, tp=TP("t", partition))
 
@@ -74,7 +61,8 @@ async def running(batch_max: int = 1000) -> AsyncIterator[tuple[list[str], Sink,
     sink = Sink(log)
     app = faust.App("pipeline-test", broker="kafka://127.0.0.1:1")
     settings = Settings(kafka_bootstrap_servers="127.0.0.1:1", batch_max=batch_max)
-    table, history = CustomerTable(app, 8), History(app, 8, 10)
+    table = CustomerTable(app, 8)
+    history = History(app, 8, 10, table)
     p = Pipeline(app, settings, build_topics(app, settings), table, history, sink, sink)  # type: ignore[arg-type]
 
     def handle(message: Any, batch: Batch) -> None:
@@ -89,14 +77,6 @@ async def running(batch_max: int = 1000) -> AsyncIterator[tuple[list[str], Sink,
         await asyncio.gather(reader, return_exceptions=True)
 
 
-async def until(condition: Any) -> None:
-    async def wait() -> None:
-        while not condition():
-            await asyncio.sleep(0)
-
-    await asyncio.wait_for(wait(), 5)
-
-
 async def settle() -> None:
     for _ in range(20):
         await asyncio.sleep(0)
@@ -104,10 +84,10 @@ async def settle() -> None:
 
 async def test_batches_handled_during_a_commit_commit_together_after_it() -> None:
     async with running() as (log, sink, inbox, _):
-        inbox.put(0)
+        inbox.put(at(0))
         await until(lambda: "commit [0]" in log)
-        inbox.put(1)
-        inbox.put(2, 3)
+        inbox.put(at(1))
+        inbox.put(at(2, 3))
         await until(lambda: "handle 3" in log)
         await settle()
         assert [line for line in log if line.startswith("commit [")] == ["commit [0]"], "one commit at a time"
@@ -121,7 +101,7 @@ async def test_batches_handled_during_a_commit_commit_together_after_it() -> Non
 
 async def test_the_parts_of_one_commit_commit_concurrently() -> None:
     async with running() as (log, sink, inbox, _):
-        inbox.queue.put_nowait([message(0, partition=0), message(10, partition=1)])
+        inbox.put([message(0, partition=0), message(10, partition=1)])
         sink.gate(10).set()
         await until(lambda: "committed 10" in log)
         assert "committed 0" not in log and inbox.acked == [], "acked once every part is durable"
@@ -131,10 +111,10 @@ async def test_the_parts_of_one_commit_commit_concurrently() -> None:
 
 async def test_the_reader_waits_when_too_many_messages_wait_to_commit() -> None:
     async with running(batch_max=1) as (log, sink, inbox, _):
-        inbox.put(0)
+        inbox.put(at(0))
         await until(lambda: "commit [0]" in log)
         for offset in range(1, WAITING_BATCHES + 2):
-            inbox.put(offset)
+            inbox.put(at(offset))
         await until(lambda: f"handle {WAITING_BATCHES}" in log)
         await settle()
         assert f"handle {WAITING_BATCHES + 1}" not in log
@@ -153,9 +133,9 @@ async def test_a_commit_that_fails_crashes_the_worker_and_nothing_after_it_is_ac
     async with running() as (log, sink, inbox, p):
         monkeypatch.setattr(p.app, "crash", crash)
         sink.fail.add(0)
-        inbox.put(0)
+        inbox.put(at(0))
         await until(lambda: "commit [0]" in log)
-        inbox.put(1)
+        inbox.put(at(1))
         await until(lambda: "handle 1" in log)
         sink.gate(0).set()
         sink.gate(1).set()

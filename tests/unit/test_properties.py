@@ -182,6 +182,19 @@ def test_ending_balance_chain_per_customer_and_currency(stream: list[Envelope]) 
 
 @SETTINGS
 @given(streams())
+def test_posted_counts_each_customers_transactions(stream: list[Envelope]) -> None:
+    """`posted` numbers a customer's transactions (the history's keys): it grows by each event's count."""
+    book = _run(stream)
+    counts: dict[str, int] = defaultdict(int)
+    for t in book.transactions:
+        counts[t.customer] += 1
+    assert {customer: state.posted for customer, state in book.states.items()} == {
+        customer: counts[customer] for customer in book.states
+    }
+
+
+@SETTINGS
+@given(streams())
 def test_the_records_sent_are_the_models_json(stream: list[Envelope]) -> None:
     """The worker sends the core's record dicts as orjson makes them: byte for byte what the validated models
     (Stripe's shapes, strict) dump."""

@@ -155,6 +155,7 @@ def apply(
         sessions=ruled.sessions,
         seen=_remember(ruled.seen, envelope, dedupe_retention_s),
         touched=ruled.touched,
+        posted=before.posted + len(transactions),
     )
     if object_retention_s > 0:
         after = _forget_objects(after, envelope, object_retention_s)

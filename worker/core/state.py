@@ -46,7 +46,9 @@ class CustomerState:
 
     `balances` has an entry per currency the customer has a ledger in; a
     ledger exists once it has a transaction. `livemode` is pinned by the
-    customer's first applied event (None until then). `seen` maps applied event ids to
+    customer's first applied event (None until then). `posted` counts the transactions posted to the
+    customer, in every currency: the next one is numbered `posted` in the customer's history. `seen` maps
+    applied event ids to
     their `created`. `touched` maps `kind:id` of each invoice, credit note and
     session to the `created` of its newest applied event; it is kept only when
     per-object memory has a retention (`apply(..., object_retention_s=N)`).
@@ -59,6 +61,7 @@ class CustomerState:
     sessions: dict[str, SessionState] = field(default_factory=dict)
     seen: dict[str, int] = field(default_factory=dict)
     touched: dict[str, int] = field(default_factory=dict)
+    posted: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form; defaults are left out to keep entries small."""
@@ -69,6 +72,7 @@ class CustomerState:
             "credit_notes": {k: _compact(v) for k, v in self.credit_notes.items()},
             "sessions": {k: _compact(v) for k, v in self.sessions.items()},
             "seen": self.seen,
+            "posted": self.posted,
             **({"touched": self.touched} if self.touched else {}),
         }
 
@@ -83,6 +87,7 @@ class CustomerState:
             sessions={k: SessionState(**v) for k, v in data["sessions"].items()},
             seen=dict(data["seen"]),
             touched=dict(data.get("touched", {})),
+            posted=data["posted"],
         )
 
 

@@ -1,74 +1,69 @@
 """The `history` table: each customer's newest transactions, for the HTTP API's lists.
 
-The ledger reader keeps it in the batch that makes the transactions, so its
-entries are written with the customer's state (in the same transaction under
-exactly_once). Per customer it keeps the newest `limit` transactions, newest
-first by (created, arrival), where arrival is a number that grows with each
-transaction kept for the customer. A transaction id already kept is never
-changed, so a replayed batch does nothing.
+An entry is one transaction, keyed by its customer and its number in the
+customer's ledger (`CustomerState.posted` counts them), and its value is the
+record as the transactions topic has it. The ledger reader writes a batch's
+entries with the customer's state (in the same transaction under exactly_once),
+and the entry numbered `limit` below a new one is deleted (a tombstone), so a
+customer keeps its last `limit` transactions. An event's transactions get
+their numbers from the state they are applied to, so a replayed batch writes
+the same entries again.
+
+One value per customer holding the whole list was rewritten on every event:
+with a full history of 100, 35 KB decoded, re-encoded and written to the
+changelog per event (110 µs), twice the rest of the worker's work.
 """
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable
 from typing import Any
 
 import faust
 import orjson
 
+from worker.streams.tables import CustomerTable, Entries
+
 Transaction = dict[str, Any]
-Entry = tuple[int, int, Transaction]
-"""(created, arrival, the transaction)."""
-
-Pending = MutableMapping[bytes, tuple[int, list[Entry]]]
-"""A batch's new entry lists by customer, each with its changelog partition."""
 
 
-def decode_entries(data: bytes | None) -> list[Entry]:
-    """A table value as its entries, newest first."""
-    return [] if data is None else [(created, arrival, txn) for created, arrival, txn in orjson.loads(data)]
-
-
-def encode_entries(entries: list[Entry]) -> bytes:
-    """The table value of entries."""
-    return orjson.dumps(entries)
-
-
-def upsert(entries: list[Entry], txn: Transaction, limit: int) -> list[Entry] | None:
-    """The entries with `txn` added after every one kept, newest `limit` first; None when nothing changes."""
-    if any(kept["id"] == txn["id"] for _, _, kept in entries):
-        return None
-    arrival = max((e[1] for e in entries), default=-1) + 1
-    entry = (txn["created"], arrival, txn)
-    if not entries or entry[0] >= entries[0][0]:  # the newest, as it mostly is: first (its arrival is the highest)
-        return [entry, *entries[: limit - 1]]
-    added = sorted([*entries, entry], key=lambda e: (e[0], e[1]), reverse=True)[:limit]
-    return None if added == entries[:limit] else added
+def entry_key(customer: bytes, number: int) -> bytes:
+    """The key of a customer's transaction numbered `number`."""
+    return b"%b\x00%d" % (customer, number)
 
 
 class History:
     """The history table, its batch updates, and waiters for transactions to appear."""
 
-    def __init__(self, app: faust.App, partitions: int, limit: int) -> None:
+    def __init__(self, app: faust.App, partitions: int, limit: int, customers: CustomerTable) -> None:
         self.table = app.Table("history", key_type=bytes, value_type=bytes, partitions=partitions)
         self.limit = limit
+        self.customers = customers
         self._waiters: defaultdict[str, set[asyncio.Future[Transaction]]] = defaultdict(set)
 
     def transactions(self, customer: bytes) -> list[Transaction]:
-        """The customer's kept transactions, newest first."""
-        return [txn for _, _, txn in decode_entries(self.table.data.get(customer))]
+        """The customer's kept transactions, newest first by (created, number)."""
+        state = self.customers.get(customer)
+        posted = 0 if state is None else state.posted
+        kept = []
+        for number in range(posted - 1, max(posted - self.limit, 0) - 1, -1):
+            data = self.table.data.get(entry_key(customer, number))
+            if data is not None:
+                txn = orjson.loads(data)
+                kept.append((txn["created"], number, txn))
+        kept.sort(key=lambda entry: (entry[0], entry[1]), reverse=True)
+        return [txn for _, _, txn in kept]
 
     def find(self, customer: bytes, txn_id: str) -> Transaction | None:
         """One kept transaction of the customer, by id."""
         return next((txn for txn in self.transactions(customer) if txn["id"] == txn_id), None)
 
-    def add(self, pending: Pending, customer: bytes, partition: int, txn: Transaction) -> None:
-        """Add a transaction to the customer's entries in `pending` (read from the table at first)."""
-        found = pending.get(customer)
-        entries = found[1] if found else decode_entries(self.table.data.get(customer))
-        added = upsert(entries, txn, self.limit)
-        if added is not None:
-            pending[customer] = (partition, added)
+    def add(self, pending: Entries, customer: bytes, partition: int, number: int, record: bytes) -> None:
+        """Add a transaction record, numbered `number` for its customer, to a batch's entries, with the
+        tombstone of the entry it pushes out of the last `limit`."""
+        pending[entry_key(customer, number)] = (partition, record)
+        if number >= self.limit:
+            pending[entry_key(customer, number - self.limit)] = (partition, None)
 
     def kept(self, txns: Iterable[Transaction]) -> None:
         """Wake whoever waits for these transactions, now durable."""

@@ -9,9 +9,10 @@ unchanged, to the internal by-customer topic keyed by customer.
 `ledger` reads the by-customer topic, which is co-partitioned with the
 customers table. For each batch it applies every event to the customer's state
 with the pure core, publishes the transactions, summaries and dead letters,
-waits for their acks, and only then writes each touched customer's entries'
-changelog records once (its state, and its newest transactions for the API's
-history), waiting for those acks too, before it acks the batch. A crash at
+waits for their acks, and only then writes the changelog records of the
+batch's table entries (each touched customer's state, once, and an entry per
+transaction for the API's history), waiting for those acks too, before it
+acks the batch. A crash at
 any point therefore either replays the batch from the old state (sending
 identical records again) or finds the new state, whose remembered event ids
 skip the batch. The next batches are handled meanwhile, from the entries in
@@ -41,12 +42,12 @@ from worker.metrics import EVENTS, TRANSACTIONS, labelled
 from worker.models.dead_letter import dead_letter
 from worker.models.events import Envelope
 from worker.settings import Settings
-from worker.streams.history import History, encode_entries
+from worker.streams.history import History
 from worker.streams.inbox import Inbox
 from worker.streams.publish import Record, key_hash
 from worker.streams.sinks import Batch, Events, Sink
 from worker.streams.source import Source
-from worker.streams.tables import CustomerTable, encode_state, encoded, keep
+from worker.streams.tables import CustomerTable, encode_state, encoded, keep, own
 from worker.streams.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,7 @@ class Pipeline:
                         handle(message, batch)
                     batch.changes = (
                         (self.table.table, encoded(batch.states, encode_state)),
-                        (self.history.table, encoded(batch.history, encode_entries)),
+                        (self.history.table, batch.history),
                     )
                     keep(batch.changes)
                     parts[key] = (group, batch)
@@ -248,11 +249,15 @@ class Pipeline:
             return
         self._count(result)
         partition = message.partition
-        if result.state is not None:
-            batch.states[key] = (partition, result.state)
+        if result.state is None:
+            return
+        batch.states[key] = (partition, result.state)
+        number = result.state.posted - len(result.records)
         for txn in result.records:
-            batch.records.append(Record(self.transactions, key, orjson.dumps(txn)))
-            self.history.add(batch.history, key, partition, txn)
+            data = own(orjson.dumps(txn))
+            batch.records.append(Record(self.transactions, key, data))
+            self.history.add(batch.history, key, partition, number, data)
+            number += 1
             batch.transactions.append(txn)
             labelled(TRANSACTIONS, txn["type"], txn["currency"]).inc()
         if result.summary_record is not None:

@@ -31,9 +31,9 @@ from faust.types import TP, Message
 from worker.core.state import CustomerState
 from worker.kafka_security import aiokafka_security
 from worker.settings import Settings
-from worker.streams.history import Pending, Transaction
+from worker.streams.history import Transaction
 from worker.streams.publish import Record, publish_batched, retrying, send_batched
-from worker.streams.tables import Changes, changelog_records
+from worker.streams.tables import Changes, Entries, changelog_records
 from worker.streams.topics import DLQ_MAX_MESSAGE_BYTES, admin_client
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class Batch:
     records: list[Record] = field(default_factory=list)
     changes: Changes = ()
     states: dict[bytes, tuple[int, CustomerState]] = field(default_factory=dict)
-    history: Pending = field(default_factory=dict)
+    history: Entries = field(default_factory=dict)
     transactions: list[Transaction] = field(default_factory=list)
 
     def absorb(self, later: "Batch") -> None:
