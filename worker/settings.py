@@ -43,8 +43,10 @@ class Settings(BaseSettings):
     heartbeat_interval_s: Seconds = 3.0
     commit_interval_s: Seconds = 2.8
     store: Literal["memory://", "rocksdb://"] = "memory://"
-    standby_replicas: Annotated[int, Field(ge=0, le=16)] = 1
-    """Workers that keep a standby copy of each table partition, read from its changelog, for a fast failover."""
+    standby_replicas: Annotated[int, Field(ge=0, le=16)] = 0
+    """Workers that keep a standby copy of each table partition, read from its changelog (Faust's
+    `table_standby_replicas`). None by default: with the in-memory store, Faust reads every partition it takes
+    over from the changelog's start (the store persists no offset), so a standby copy is never used."""
 
     batch_max: Annotated[int, Field(ge=1, le=100_000)] = 1000
     producer_linger_ms: Annotated[float, Field(ge=0, le=1000)] = 5.0

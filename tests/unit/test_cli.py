@@ -34,6 +34,6 @@ def test_standby_replicas_reach_faust() -> None:
     from worker.app import create_app
     from worker.settings import Settings
 
-    assert create_app(Settings(kafka_bootstrap_servers="127.0.0.1:1")).conf.table_standby_replicas == 1
-    app = create_app(Settings(kafka_bootstrap_servers="127.0.0.1:1", standby_replicas=0))
-    assert app.conf.table_standby_replicas == 0
+    assert create_app(Settings(kafka_bootstrap_servers="127.0.0.1:1")).conf.table_standby_replicas == 0
+    app = create_app(Settings(kafka_bootstrap_servers="127.0.0.1:1", standby_replicas=2))
+    assert app.conf.table_standby_replicas == 2
