@@ -313,7 +313,7 @@ Rule = Callable[[CustomerState, Any], tuple[list[_Leg], CustomerState]]
 
 
 def _invoice_finalized(state: CustomerState, inv: FinalizedInvoice) -> tuple[list[_Leg], CustomerState]:
-    known = state.invoices.get(inv.id)
+    known = state.invoice(inv.id)
     if known is not None and (known.finalized or known.voided):
         return [], state
     cur, total = inv.currency, inv.total
@@ -336,16 +336,16 @@ def _invoice_finalized(state: CustomerState, inv: FinalizedInvoice) -> tuple[lis
     elif due > MAXIMUM_CHARGE:
         legs.append(_Leg("invoice_too_large", due, cur, invoice=inv.id))
     record = replace(known or InvoiceState(cur), currency=cur, applied=applied, finalized=True)
-    return legs, replace(state, invoices={**state.invoices, inv.id: record})
+    return legs, state.with_invoice(inv.id, record)
 
 
 def _invoice_voided(state: CustomerState, inv: InvoiceObject) -> tuple[list[_Leg], CustomerState]:
-    known = state.invoices.get(inv.id) or InvoiceState(inv.currency)
+    known = state.invoice(inv.id) or InvoiceState(inv.currency)
     legs = []
     if known.applied and not known.reversed:
         legs.append(_Leg("unapplied_from_invoice", -known.applied, known.currency, invoice=inv.id))
         known = replace(known, reversed=True)
-    return legs, replace(state, invoices={**state.invoices, inv.id: replace(known, voided=True)})
+    return legs, state.with_invoice(inv.id, replace(known, voided=True))
 
 
 def _invoice_uncollectible(state: CustomerState, inv: InvoiceObject) -> tuple[list[_Leg], CustomerState]:
@@ -353,31 +353,31 @@ def _invoice_uncollectible(state: CustomerState, inv: InvoiceObject) -> tuple[li
 
 
 def _invoice_paid(state: CustomerState, inv: PaidInvoice) -> tuple[list[_Leg], CustomerState]:
-    known = state.invoices.get(inv.id) or InvoiceState(inv.currency)
+    known = state.invoice(inv.id) or InvoiceState(inv.currency)
     overpaid = inv.overpaid
     if overpaid <= 0 or known.overpaid:
         return [], state
     legs = [_Leg("invoice_overpaid", -overpaid, inv.currency, invoice=inv.id)]
-    return legs, replace(state, invoices={**state.invoices, inv.id: replace(known, overpaid=True)})
+    return legs, state.with_invoice(inv.id, replace(known, overpaid=True))
 
 
 def _credit_note_created(state: CustomerState, note: CreditNoteObject) -> tuple[list[_Leg], CustomerState]:
     amount = note.credit_amount or 0
-    known = state.credit_notes.get(note.id)
+    known = state.credit_note(note.id)
     if amount <= 0 or (known is not None and known.credited):
         return [], state
     invoice = ref_id(note.invoice)
     legs = [_Leg("credit_note", -amount, note.currency, invoice=invoice, credit_note=note.id)]
     record = CreditNoteState(note.currency, invoice, credited=amount)
-    return legs, replace(state, credit_notes={**state.credit_notes, note.id: record})
+    return legs, state.with_credit_note(note.id, record)
 
 
 def _credit_note_voided(state: CustomerState, note: CreditNoteObject) -> tuple[list[_Leg], CustomerState]:
-    known = state.credit_notes.get(note.id)
+    known = state.credit_note(note.id)
     if known is None or not known.credited or known.reversed:
         return [], state
     legs = [_Leg("credit_note", known.credited, known.currency, invoice=known.invoice, credit_note=note.id)]
-    return legs, replace(state, credit_notes={**state.credit_notes, note.id: replace(known, reversed=True)})
+    return legs, state.with_credit_note(note.id, replace(known, reversed=True))
 
 
 def _session_hold(event_type: str) -> Rule:
@@ -389,19 +389,19 @@ def _session_hold(event_type: str) -> Rule:
         if use <= 0:
             return [], state
         legs = [_Leg("checkout_session_subscription_payment", use, cur, checkout_session=session.id)]
-        return legs, replace(state, sessions={**state.sessions, session.id: SessionState(cur, held=use)})
+        return legs, state.with_session(session.id, SessionState(cur, held=use))
 
     return rule
 
 
 def _session_release(state: CustomerState, session: CheckoutSessionObject) -> tuple[list[_Leg], CustomerState]:
-    known = state.sessions.get(session.id)
+    known = state.session(session.id)
     if known is None or known.held <= 0 or known.released:
         return [], state
     legs = [
         _Leg("checkout_session_subscription_payment_canceled", -known.held, known.currency, checkout_session=session.id)
     ]
-    return legs, replace(state, sessions={**state.sessions, session.id: replace(known, released=True)})
+    return legs, state.with_session(session.id, replace(known, released=True))
 
 
 def _command(kind: TransactionType) -> Rule:

@@ -3,10 +3,19 @@
 The whole value is one table entry, written once per event: its balances per
 currency, what each invoice, credit note and checkout session already did,
 and the event ids applied recently (spec §2).
+
+What each object did is held in its stored form, a dict of the fields that
+differ from their defaults (`compact`), and made a record only when an event
+touches that object: a state is decoded and encoded whole for each batch that
+touches its customer, and building a record per object took 160 µs a batch
+for a customer of 100 invoices, against 30 µs for the JSON itself.
 """
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
+
+Stored = dict[str, Any]
+"""An object's record as a state holds it: `compact` of the record."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,21 +65,48 @@ class CustomerState:
 
     livemode: bool | None = None
     balances: dict[str, int] = field(default_factory=dict)
-    invoices: dict[str, InvoiceState] = field(default_factory=dict)
-    credit_notes: dict[str, CreditNoteState] = field(default_factory=dict)
-    sessions: dict[str, SessionState] = field(default_factory=dict)
+    invoices: dict[str, Stored] = field(default_factory=dict)
+    credit_notes: dict[str, Stored] = field(default_factory=dict)
+    sessions: dict[str, Stored] = field(default_factory=dict)
     seen: dict[str, int] = field(default_factory=dict)
     touched: dict[str, int] = field(default_factory=dict)
     posted: int = 0
+
+    def invoice(self, invoice_id: str) -> InvoiceState | None:
+        """What the invoice did, if anything."""
+        stored = self.invoices.get(invoice_id)
+        return None if stored is None else InvoiceState(**stored)
+
+    def credit_note(self, note_id: str) -> CreditNoteState | None:
+        """What the credit note did, if anything."""
+        stored = self.credit_notes.get(note_id)
+        return None if stored is None else CreditNoteState(**stored)
+
+    def session(self, session_id: str) -> SessionState | None:
+        """What the checkout session did, if anything."""
+        stored = self.sessions.get(session_id)
+        return None if stored is None else SessionState(**stored)
+
+    def with_invoice(self, invoice_id: str, record: InvoiceState) -> "CustomerState":
+        """The state with the invoice's record replaced."""
+        return replace(self, invoices={**self.invoices, invoice_id: compact(record)})
+
+    def with_credit_note(self, note_id: str, record: CreditNoteState) -> "CustomerState":
+        """The state with the credit note's record replaced."""
+        return replace(self, credit_notes={**self.credit_notes, note_id: compact(record)})
+
+    def with_session(self, session_id: str, record: SessionState) -> "CustomerState":
+        """The state with the session's record replaced."""
+        return replace(self, sessions={**self.sessions, session_id: compact(record)})
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form; defaults are left out to keep entries small."""
         return {
             "livemode": self.livemode,
             "balances": self.balances,
-            "invoices": {k: _compact(v) for k, v in self.invoices.items()},
-            "credit_notes": {k: _compact(v) for k, v in self.credit_notes.items()},
-            "sessions": {k: _compact(v) for k, v in self.sessions.items()},
+            "invoices": self.invoices,
+            "credit_notes": self.credit_notes,
+            "sessions": self.sessions,
             "seen": self.seen,
             "posted": self.posted,
             **({"touched": self.touched} if self.touched else {}),
@@ -82,16 +118,16 @@ class CustomerState:
         return cls(
             livemode=data["livemode"],
             balances=dict(data["balances"]),
-            invoices={k: InvoiceState(**v) for k, v in data["invoices"].items()},
-            credit_notes={k: CreditNoteState(**v) for k, v in data["credit_notes"].items()},
-            sessions={k: SessionState(**v) for k, v in data["sessions"].items()},
+            invoices=data["invoices"],
+            credit_notes=data["credit_notes"],
+            sessions=data["sessions"],
             seen=dict(data["seen"]),
             touched=dict(data.get("touched", {})),
             posted=data["posted"],
         )
 
 
-def _compact(obj: InvoiceState | CreditNoteState | SessionState) -> dict[str, Any]:
+def compact(obj: InvoiceState | CreditNoteState | SessionState) -> Stored:
     """The fields of a record that differ from their defaults (and the required ones)."""
     return {name: value for name, default in _DEFAULTS[type(obj)] if (value := getattr(obj, name)) != default}
 
