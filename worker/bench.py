@@ -5,7 +5,9 @@
 2. Throughput: the worker on a prefilled realistic mixed stream (every family,
    duplicates, unhandled types, bad input, many customers).
 3. Latency: a steady offered load of half the worker's measured rate; each
-   event's time from produce to its last transaction being visible.
+   event's time from produce to its last transaction being visible. It starts
+   once the broker and the workers are quiet (`quiet`), and so does the raw
+   pipe's latency run, which gives the floor at the same load.
 
 Rates come from the span between the first and the last output record (their
 create timestamps), so start-up is excluded. With `--workers N` the throughput
@@ -48,6 +50,9 @@ from worker.streams.publish import Record, send_batched
 
 TICK_S = 0.002
 """How often the latency run sends the events due."""
+
+QUIET_CORES = 0.4
+"""The CPU (in cores) the broker and the workers may use, idle, before a latency run starts (see `quiet`)."""
 
 Message = tuple[bytes, bytes]
 Positioned = tuple[tuple[str, int, int], bytes, bytes]
@@ -251,6 +256,23 @@ async def latency(
     return [(seen[txn] - sent_at[i]) * 1000 for i, txn in wanted.items() if txn in seen]
 
 
+async def quiet(pids: Sequence[int | None], window_s: float = 1.0, limit_s: float = 30.0) -> float:
+    """Wait until the processes together use under `QUIET_CORES` for a whole `window_s` (`limit_s` at most);
+    return the seconds waited.
+
+    After the throughput run, Kafka spends several seconds at about a core of CPU (cleaning and compacting
+    what it wrote): a latency run started at once measured that (medians of 250 ms for two seconds on the
+    2-core machine), not the steady offered load.
+    """
+    start = time.monotonic()
+    while time.monotonic() - start < limit_s:
+        before = sum(cpu_seconds(pid) for pid in pids)
+        await asyncio.sleep(window_s)
+        if sum(cpu_seconds(pid) for pid in pids) - before < QUIET_CORES * window_s:
+            break
+    return time.monotonic() - start
+
+
 def cpu_seconds(pid: int | None) -> float:
     """User plus system CPU time the process has used so far."""
     if pid is None:
@@ -397,6 +419,7 @@ async def run(options: argparse.Namespace, broker: BrokerProcess, workdir: Path)
         later = [
             (k.replace(b"cus_", b"cul_"), v.replace(b"cus_", b"cul_").replace(b'"evt_', b'"evt_l')) for k, v in later
         ]
+        settled = await quiet([broker.pid, *(w.pid for w in workers)])
         lat = await latency(
             bootstrap,
             names.topic("invoice_events"),
@@ -409,6 +432,7 @@ async def run(options: argparse.Namespace, broker: BrokerProcess, workdir: Path)
     finally:
         for w in workers:
             w.stop()
+    await quiet([broker.pid])
     base_lat = await pipe_latency(bootstrap, later, offered, options.partitions)
     quantiles, base_quantiles = percentiles(lat), percentiles(base_lat)
     return {
@@ -422,6 +446,7 @@ async def run(options: argparse.Namespace, broker: BrokerProcess, workdir: Path)
         "baseline_p99_ms": round(base_quantiles[98], 1),
         "latency_offered_events_per_s": round(offered),
         "latency_samples": len(lat),
+        "latency_quiet_wait_s": round(settled, 1),
         "peak_rss_mb": round(rss, 1),
         "broker": "apache-kafka" if isinstance(broker, KafkaBroker) else "tansu",
         "workers": options.workers,

@@ -20,6 +20,7 @@ FIELDS = {
     "baseline_p99_ms",
     "latency_offered_events_per_s",
     "latency_samples",
+    "latency_quiet_wait_s",
     "peak_rss_mb",
     "broker",
     "workers",
@@ -52,3 +53,4 @@ def test_bench_reports_every_figure_on_tansu() -> None:
     assert report["latency_samples"] > 0 and 0 < report["p50_ms"] <= report["p99_ms"]
     assert 0 < report["baseline_p50_ms"] <= report["baseline_p99_ms"]
     assert report["peak_rss_mb"] > 0
+    assert 1.0 <= report["latency_quiet_wait_s"] <= 31.0
