@@ -7,7 +7,8 @@
 3. Latency: a steady offered load of half the worker's measured rate; each
    event's time from produce to its last transaction being visible. It starts
    once the broker and the workers are quiet (`quiet`), and so does the raw
-   pipe's latency run, which gives the floor at the same load.
+   pipe's latency run, which gives the floor at the same load. The throughput
+   run also starts once they are quiet, after the workers' start-up.
 
 Rates come from the span between the first and the last output record (their
 create timestamps), so start-up is excluded. With `--workers N` the throughput
@@ -404,6 +405,7 @@ async def run(options: argparse.Namespace, broker: BrokerProcess, workdir: Path)
     ]
     try:
         await ready(workers, options.timeout)
+        await quiet([broker.pid, *(w.pid for w in workers)])
         cpu_before = sum(cpu_seconds(w.pid) for w in workers)
         sent = await produce(bootstrap, names.topic("invoice_events"), messages)
         outputs = [names.topic(t) for t in ("transactions", "dlq")]
