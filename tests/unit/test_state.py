@@ -56,6 +56,12 @@ def test_round_trip_through_json(state: CustomerState) -> None:
     assert via_json == state
 
 
+def test_a_state_stored_before_the_transaction_count_starts_it_at_zero() -> None:
+    stored = _rich_state().to_dict()
+    del stored["posted"]
+    assert CustomerState.from_dict(stored) == replace(_rich_state(), posted=0)
+
+
 def test_round_trip_keeps_every_flag() -> None:
     state = _rich_state()
     back = CustomerState.from_dict(orjson.loads(orjson.dumps(state.to_dict())))

@@ -7,8 +7,8 @@ and the event ids applied recently (spec §2).
 What each object did is held in its stored form, a dict of the fields that
 differ from their defaults (`compact`), and made a record only when an event
 touches that object: a state is decoded and encoded whole for each batch that
-touches its customer, and building a record per object took 160 µs a batch
-for a customer of 100 invoices, against 30 µs for the JSON itself.
+touches its customer, and with a record built per object that took 193 µs for
+a customer of 100 invoices and 100 event ids (36 µs without).
 """
 
 from dataclasses import dataclass, field, fields, replace
@@ -55,12 +55,14 @@ class CustomerState:
 
     `balances` has an entry per currency the customer has a ledger in; a
     ledger exists once it has a transaction. `livemode` is pinned by the
-    customer's first applied event (None until then). `posted` counts the transactions posted to the
-    customer, in every currency: the next one is numbered `posted` in the customer's history. `seen` maps
-    applied event ids to
+    customer's first applied event (None until then). `invoices`, `credit_notes`
+    and `sessions` hold each object's record in its stored form (read them with
+    `invoice`, `credit_note` and `session`). `seen` maps applied event ids to
     their `created`. `touched` maps `kind:id` of each invoice, credit note and
     session to the `created` of its newest applied event; it is kept only when
     per-object memory has a retention (`apply(..., object_retention_s=N)`).
+    `posted` counts the transactions posted to the customer, in every currency:
+    the next one is numbered `posted` in the customer's history.
     """
 
     livemode: bool | None = None
@@ -123,7 +125,7 @@ class CustomerState:
             sessions=data["sessions"],
             seen=dict(data["seen"]),
             touched=dict(data.get("touched", {})),
-            posted=data["posted"],
+            posted=data.get("posted", 0),  # a state written before the count starts it at 0
         )
 
 

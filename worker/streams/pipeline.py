@@ -12,10 +12,9 @@ with the pure core, publishes the transactions, summaries and dead letters,
 waits for their acks, and only then writes the changelog records of the
 batch's table entries (each touched customer's state, once, and an entry per
 transaction for the API's history), waiting for those acks too, before it
-acks the batch. A crash at
-any point therefore either replays the batch from the old state (sending
-identical records again) or finds the new state, whose remembered event ids
-skip the batch. The next batches are handled meanwhile, from the entries in
+acks the batch. A crash at any point therefore either replays the batch from
+the old state (sending identical records again) or finds the new state, whose
+remembered event ids skip the batch. The next batches are handled meanwhile, from the entries in
 memory, and then commit together, in one commit after it.
 
 With `BALANCE_SKIP_REPARTITION` the ledger reads the inputs too, and
