@@ -18,6 +18,7 @@ from worker.sample import command, envelope
 from worker.settings import Settings
 from worker.streams.history import History, entry_key
 from worker.streams.pipeline import Pipeline
+from worker.streams.publish import Record
 from worker.streams.sinks import Batch, Events
 from worker.streams.tables import CustomerTable, Entries, encode_state, keep
 from worker.streams.topics import build_topics
@@ -26,18 +27,20 @@ CUSTOMER = b"cus_1"
 
 
 class Sink:
-    """Commits at once and keeps each commit's table entries."""
+    """Commits at once and keeps each commit's table entries, and what it sends first."""
 
     committed_topics: frozenset[str] = frozenset()
 
     def __init__(self) -> None:
         self.changes: list[dict[str, Entries]] = []
+        self.first: list[list[Record]] = []
 
     def groups(self, events: Events) -> dict[str, Events]:
         return {"": events}
 
     async def commit(self, events: Events, batch: Batch) -> None:
-        self.changes.append({table.name: dict(entries) for table, entries in batch.changes})
+        self.changes.append({table.name: dict(entries) for table, entries in (*batch.early, *batch.changes)})
+        self.first.append(batch.outputs())
 
 
 class Ledger:
@@ -119,12 +122,17 @@ async def test_a_customer_keeps_its_last_limit_transactions_and_the_rest_are_del
         }, "a tombstone for each entry pushed out"
 
 
-async def test_an_entry_is_the_record_sent_to_the_transactions_topic() -> None:
+async def test_an_entry_is_the_record_sent_to_the_transactions_topic_and_goes_with_it() -> None:
     async with ledger(10) as book:
         await book.handle(7)
         (txn,) = book.history.transactions(CUSTOMER)
         assert book.history.table.data[entry_key(CUSTOMER, 0)] == orjson.dumps(txn)
         assert txn["object"] == "customer_balance_transaction" and txn["amount"] == -7
+        first = {(r.topic, r.key): r.value for r in book.sink.first[-1]}
+        assert first[(book.pipeline.transactions, CUSTOMER)] == orjson.dumps(txn)
+        assert first[(book.history.table.changelog_topic.get_topic_name(), entry_key(CUSTOMER, 0))] == orjson.dumps(txn)
+        state_changelog = book.pipeline.table.table.changelog_topic.get_topic_name()
+        assert all(topic != state_changelog for topic, _ in first), "the state is written after the outputs"
 
 
 async def test_a_batch_replayed_from_the_old_state_writes_the_same_entries() -> None:

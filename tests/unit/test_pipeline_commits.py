@@ -153,9 +153,13 @@ def test_a_later_batch_joins_an_earlier_one_and_its_entries_win() -> None:
     later.records.append("r2")  # type: ignore[arg-type]
     first.changes = ((table, {b"a": (0, b"a1"), b"b": (1, b"b1")}),)
     later.changes = ((table, {b"a": (0, b"a2")}),)
+    first.early = ((table, {b"h0": (0, b"x")}),)
+    later.early = ((table, {b"h1": (0, b"y"), b"h0": (0, None)}),)
     joined = Batch()
     joined.absorb(first)
     joined.absorb(later)
     assert joined.records == ["r1", "r2"]
     assert joined.changes == ((table, {b"a": (0, b"a2"), b"b": (1, b"b1")}),)
+    assert joined.early == ((table, {b"h0": (0, None), b"h1": (0, b"y")}),), "a later deletion wins too"
     assert first.changes == ((table, {b"a": (0, b"a1"), b"b": (1, b"b1")}),), "the batches are not changed"
+    assert first.early == ((table, {b"h0": (0, b"x")}),)

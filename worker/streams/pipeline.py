@@ -9,10 +9,10 @@ unchanged, to the internal by-customer topic keyed by customer.
 `ledger` reads the by-customer topic, which is co-partitioned with the
 customers table. For each batch it applies every event to the customer's state
 with the pure core, publishes the transactions, summaries and dead letters,
-waits for their acks, and only then writes the changelog records of the
-batch's table entries (each touched customer's state, once, and an entry per
-transaction for the API's history), waiting for those acks too, before it
-acks the batch. A crash at any point therefore either replays the batch from
+waits for their acks, and only then writes the changelog record of each
+touched customer's state, once, waiting for those acks too, before it acks
+the batch. The history's entries (one per transaction, for the API) go with
+the outputs: a replay writes them again the same. A crash at any point therefore either replays the batch from
 the old state (sending identical records again) or finds the new state, whose
 remembered event ids skip the batch. The next batches are handled meanwhile, from the entries in
 memory, and then commit together, in one commit after it.
@@ -148,10 +148,9 @@ class Pipeline:
                     batch = Batch()
                     for message in group:
                         handle(message, batch)
-                    batch.changes = (
-                        (self.table.table, encoded(batch.states, encode_state)),
-                        (self.history.table, batch.history),
-                    )
+                    batch.early = ((self.history.table, batch.history),)
+                    batch.changes = ((self.table.table, encoded(batch.states, encode_state)),)
+                    keep(batch.early)
                     keep(batch.changes)
                     parts[key] = (group, batch)
                 waiting.add(messages, parts)

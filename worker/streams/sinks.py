@@ -1,8 +1,9 @@
 """Where a handled batch goes: its records, its table entries and, last, its acks.
 
-`AckedSink` (at_least_once) publishes the records and waits for their acks,
-then writes the table entries and waits for those: the changelog record is the
-commit point, and a replay sends only identical records.
+`AckedSink` (at_least_once) publishes the records, with the history's
+entries, and waits for their acks, then writes the states' entries and waits
+for those: a state's changelog record is the commit point, and a replay sends
+only identical records and history entries.
 
 `TransactionalSink` (exactly_once) puts each source partition's records, table
 entries and consumed offsets in one Kafka transaction, so a `read_committed`
@@ -45,10 +46,14 @@ Events = Sequence[Message]
 class Batch:
     """The records one batch of input sends, the table entries it writes, and what they are made from.
 
-    Sinks send `records` and write `changes`; the reader fills the rest while it handles the batch.
+    Sinks send `records` with the `early` entries, and then write `changes`, the commit point; the reader
+    fills the rest while it handles the batch. Early entries are the history's: a replay from the old state
+    writes them again the same, so they may be durable before the records are, and once the state is
+    durable they are too.
     """
 
     records: list[Record] = field(default_factory=list)
+    early: Changes = ()
     changes: Changes = ()
     states: dict[bytes, tuple[int, CustomerState]] = field(default_factory=dict)
     history: Entries = field(default_factory=dict)
@@ -58,11 +63,22 @@ class Batch:
         """Take on a later batch's records, entries and transactions, to commit as one; its entries win."""
         self.records.extend(later.records)
         self.transactions.extend(later.transactions)
-        if not self.changes:
-            self.changes = tuple((table, dict(entries)) for table, entries in later.changes)
-            return
-        for (_, entries), (_, newer) in zip(self.changes, later.changes, strict=True):
-            entries.update(newer)
+        self.early = _merged(self.early, later.early)
+        self.changes = _merged(self.changes, later.changes)
+
+    def outputs(self) -> list[Record]:
+        """The records and the early entries' changelog records: what is sent first."""
+        return [*self.records, *changelog_records(self.early)]
+
+
+def _merged(changes: Changes, later: Changes) -> Changes:
+    """`changes` with the later entries of each table added (the later win): `changes` is updated in place once
+    it is a batch's own copy (when it is not empty)."""
+    if not changes:
+        return tuple((table, dict(entries)) for table, entries in later)
+    for (_, entries), (_, newer) in zip(changes, later, strict=True):
+        entries.update(newer)
+    return changes
 
 
 class Sink(Protocol):
@@ -90,7 +106,7 @@ class Sink(Protocol):
 
 
 class AckedSink:
-    """at_least_once: outputs acked first, then the table entries."""
+    """at_least_once: outputs (and the early entries) acked first, then the table entries."""
 
     committed_topics: frozenset[str] = frozenset()
 
@@ -105,7 +121,7 @@ class AckedSink:
     async def commit(self, events: Events, batch: Batch) -> None:
         """Publish and wait, then write the entries and wait."""
         assert self.producer is not None, "a batch commits only after the claim of its partitions"
-        await publish_batched(self.producer, batch.records)
+        await publish_batched(self.producer, batch.outputs())
         await publish_batched(self.producer, changelog_records(batch.changes))
 
     async def claim(self, assigned: set[TP]) -> None:
@@ -216,7 +232,7 @@ class TransactionalSink:
 
         async def attempt() -> None:
             try:
-                await self._transact(tid, batch.records, batch.changes, offsets)
+                await self._transact(tid, batch.outputs(), batch.changes, offsets)
             except ProducerFenced:
                 log.error("transactional id %s was fenced: another worker owns its partition; stopping", tid)
                 await self._drop(tid)
