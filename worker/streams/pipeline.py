@@ -46,7 +46,7 @@ from worker.streams.inbox import Inbox
 from worker.streams.publish import Record, key_hash
 from worker.streams.sinks import Batch, Events, Sink
 from worker.streams.source import Source
-from worker.streams.tables import CustomerTable, encode_state, encoded, keep, own
+from worker.streams.tables import CustomerTable, encode_state, encoded, keep
 from worker.streams.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -252,7 +252,7 @@ class Pipeline:
         batch.states[key] = (partition, result.state)
         number = result.state.posted - len(result.records)
         for txn in result.records:
-            data = own(orjson.dumps(txn))
+            data = orjson.dumps(txn)
             batch.records.append(Record(self.transactions, key, data))
             self.history.add(batch.history, key, partition, number, data)
             number += 1
