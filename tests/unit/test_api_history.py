@@ -3,6 +3,7 @@ replayed batch writes the same entries again."""
 
 import asyncio
 import contextlib
+import tracemalloc
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -181,3 +182,19 @@ def test_any_run_of_batches_keeps_the_last_limit_numbers(legs: list[int], limit:
     assert sorted(history.table.data) == sorted(entry_key(CUSTOMER, k) for k in chunks)
     newest = sorted(window, key=lambda n: (created[n], n), reverse=True)
     assert [txn["id"] for txn in history.transactions(CUSTOMER)] == [f"t{n}" for n in newest]
+
+
+def test_entries_take_the_memory_of_their_size() -> None:
+    """A chunk of one record would be the record itself, and orjson's bytes keep a 4 KiB buffer: copied to size."""
+    app = faust.App("history-memory", broker="kafka://127.0.0.1:1")
+    history = History(app, 1, 100, CustomerTable(app, 1))
+    pending: Entries = {}
+    tracemalloc.start()
+    try:
+        for i in range(2000):
+            history.add(pending, f"cus_{i}".encode(), 0, 0, orjson.dumps({"id": f"t{i}", "created": i}))
+        size, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    payload = sum(len(value or b"") for _, value in pending.values())
+    assert size < payload + 2000 * 300, f"{size / 2000:.0f} bytes per entry of {payload / 2000:.0f}"

@@ -25,7 +25,7 @@ from typing import Any
 import faust
 import orjson
 
-from worker.streams.tables import CustomerTable, Entries
+from worker.streams.tables import CustomerTable, Entries, own
 
 Transaction = dict[str, Any]
 
@@ -78,7 +78,7 @@ class History:
         records = data.split(b"\n") if data else []
         records.extend(b"" for _ in range(at + 1 - len(records)))
         records[at] = record
-        pending[key] = (partition, b"\n".join(records))
+        pending[key] = (partition, own(b"\n".join(records)))  # a join of one record is that record
         low = number + 1 - self.limit
         if low > 0 and low % CHUNK == 0:
             pending[entry_key(customer, low // CHUNK - 1)] = (partition, None)
