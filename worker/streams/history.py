@@ -78,7 +78,8 @@ class History:
         records = data.split(b"\n") if data else []
         records.extend(b"" for _ in range(at + 1 - len(records)))
         records[at] = record
-        pending[key] = (partition, own(b"\n".join(records)))  # a join of one record is that record
+        # a join of one record would be that record, orjson's buffer and all (see `own`)
+        pending[key] = (partition, b"\n".join(records) if len(records) > 1 else own(record))
         low = number + 1 - self.limit
         if low > 0 and low % CHUNK == 0:
             pending[entry_key(customer, low // CHUNK - 1)] = (partition, None)
