@@ -53,7 +53,8 @@ TICK_S = 0.002
 """How often the latency run sends the events due."""
 
 QUIET_CORES = 0.4
-"""The CPU (in cores) the broker and the workers may use, idle, before a latency run starts (see `quiet`)."""
+"""The CPU (in cores) the broker and the workers may use, idle, before a throughput or latency run starts (see
+`quiet`)."""
 
 Message = tuple[bytes, bytes]
 Positioned = tuple[tuple[str, int, int], bytes, bytes]

@@ -106,7 +106,7 @@ class Sink(Protocol):
 
 
 class AckedSink:
-    """at_least_once: outputs (and the early entries) acked first, then the table entries."""
+    """at_least_once: outputs (and the early entries) acked first, then the states' entries."""
 
     committed_topics: frozenset[str] = frozenset()
 
@@ -119,7 +119,7 @@ class AckedSink:
         return {"": events}
 
     async def commit(self, events: Events, batch: Batch) -> None:
-        """Publish and wait, then write the entries and wait."""
+        """Publish the outputs and wait, then write the states' entries and wait."""
         assert self.producer is not None, "a batch commits only after the claim of its partitions"
         await publish_batched(self.producer, batch.outputs())
         await publish_batched(self.producer, changelog_records(batch.changes))

@@ -1,12 +1,14 @@
 """The tables: each customer's whole `CustomerState`, and each customer's newest transactions.
 
 Entries are written by the readers: an entry reaches the in-memory store
-(`keep`) as soon as its batch is handled, for the next batch to read, and its
-changelog record is sent by a sink once the batch's outputs are acknowledged,
-so that the changelog is the commit point of everything an event did. An
-entry read back may be ahead of the changelog by the batches still committing
-or waiting to (see `pipeline.Waiting`); a crash loses it with the memory, and the
-replay makes the same entry and the same records again.
+(`keep`) as soon as its batch is handled, for the next batch to read. A
+state's changelog record is sent by a sink once the batch's outputs are
+acknowledged, so that it is the commit point of everything an event did; the
+history's records go with the outputs, which a replay repeats the same (see
+`sinks.Batch`). An entry read back may be ahead of the changelog by the
+batches still committing or waiting to (see `pipeline.Waiting`); a crash loses
+it with the memory, and the replay makes the same entry and the same records
+again.
 """
 
 from collections.abc import Callable, Mapping, Sequence
