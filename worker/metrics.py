@@ -1,5 +1,7 @@
 """Prometheus collectors; no customer ids in labels."""
 
+from bisect import bisect_left
+from collections import Counter as Counts
 from typing import TypeVar, cast
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -51,3 +53,32 @@ def labelled(metric: Metric, *values: str) -> Metric:
     if child is None:
         child = _children[(metric, values)] = metric.labels(*values)
     return cast(Metric, child)
+
+
+class Tally:
+    """Counts for labelled counters, added up here and added to the counters at once by `flush`.
+
+    A counter's `inc` takes a lock: counting each event and transaction on its own took 2–3% of the worker's time.
+    """
+
+    def __init__(self) -> None:
+        self.counts: Counts[tuple[Counter, tuple[str, ...]]] = Counts()
+
+    def add(self, metric: Counter, *values: str) -> None:
+        """Count one for the metric's child of these label values."""
+        self.counts[(metric, values)] += 1
+
+    def flush(self) -> None:
+        """Add the counts to the counters, and start again from none."""
+        for (metric, values), count in self.counts.items():
+            labelled(metric, *values).inc(count)
+        self.counts.clear()
+
+
+def observe(histogram: Histogram, value: float, times: int) -> None:
+    """Observe `value` `times` times over, as that many `observe` calls would, in one step.
+
+    prometheus_client has no call for it, so this adds to the histogram's sum and bucket as `observe` does.
+    """
+    histogram._sum.inc(value * times)
+    histogram._buckets[bisect_left(histogram._upper_bounds, value)].inc(times)

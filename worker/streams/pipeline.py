@@ -38,7 +38,7 @@ from faust.types import Message
 from worker.core.decode import decode
 from worker.core.errors import ErrorCode, LedgerError
 from worker.core.ledger import Outcome, Result, apply, customer_of, is_handled
-from worker.metrics import EVENTS, TRANSACTIONS, labelled
+from worker.metrics import EVENTS, TRANSACTIONS, Tally
 from worker.models.dead_letter import dead_letter
 from worker.models.events import Envelope
 from worker.settings import Settings
@@ -116,6 +116,7 @@ class Pipeline:
         self.transactions = topics.transactions.get_topic_name()
         self.summaries = topics.summaries.get_topic_name()
         self.dlq = topics.dlq.get_topic_name()
+        self.tally = Tally()
 
     async def ingest(self, inbox: Inbox) -> None:
         """Read inputs → by-customer topic (or the DLQ)."""
@@ -154,6 +155,7 @@ class Pipeline:
                     keep(batch.early)
                     keep(batch.changes)
                     parts[key] = (group, batch)
+                self.tally.flush()
                 waiting.add(messages, parts)
         finally:
             committer.cancel()
@@ -207,7 +209,7 @@ class Pipeline:
         try:
             envelope = decode(message.value, self.settings.max_payload_bytes)
             if not is_handled(envelope.type):
-                labelled(EVENTS, Outcome.SKIPPED_UNHANDLED, "").inc()
+                self.tally.add(EVENTS, Outcome.SKIPPED_UNHANDLED, "")
                 return None
             customer = customer_of(envelope)
             if customer is None:
@@ -258,7 +260,7 @@ class Pipeline:
             self.history.add(batch.history, key, partition, number, data)
             number += 1
             batch.transactions.append(txn)
-            labelled(TRANSACTIONS, txn["type"], txn["currency"]).inc()
+            self.tally.add(TRANSACTIONS, txn["type"], txn["currency"])
         if result.summary_record is not None:
             batch.records.append(Record(self.summaries, key, orjson.dumps(result.summary_record)))
 
@@ -271,8 +273,7 @@ class Pipeline:
         source = Source.of(message)
         letter = dead_letter(code, text, source.dead_letter_source(), message.value, int(time.time()))
         batch.records.append(Record(self.dlq, source.key, letter.model_dump_json().encode()))
-        labelled(EVENTS, "dlq", code).inc()
+        self.tally.add(EVENTS, "dlq", code)
 
-    @staticmethod
-    def _count(result: Result) -> None:
-        labelled(EVENTS, result.outcome, "").inc()
+    def _count(self, result: Result) -> None:
+        self.tally.add(EVENTS, result.outcome, "")

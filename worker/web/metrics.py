@@ -2,6 +2,7 @@
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
@@ -11,7 +12,15 @@ from faust.types import TP, AppT, Message, TableT
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from worker.metrics import CONSUMER_LAG, PROCESSING_SECONDS, REBALANCES, STATE_BYTES, STATE_ENTRIES, labelled
+from worker.metrics import (
+    CONSUMER_LAG,
+    PROCESSING_SECONDS,
+    REBALANCES,
+    STATE_BYTES,
+    STATE_ENTRIES,
+    labelled,
+    observe,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +38,19 @@ class MetricsSensor(Sensor):
         """The next offset to handle, per partition, once a message of it was acked here."""
 
     def handled(self, messages: Sequence[Message]) -> None:
-        """The messages, each stamped on arrival, are handled and acked: observe their latency."""
+        """The messages, each stamped on arrival, are handled and acked: observe their latency.
+
+        The messages of one fetch arrive together (see `Inbox.put`), so each arrival is observed once for all of
+        its messages.
+        """
         now = time.monotonic()
+        arrivals: Counter[tuple[str, float]] = Counter()
         for message in messages:
             self.handled_offsets[message.tp] = message.offset + 1
             if message.time_in is not None:
-                labelled(PROCESSING_SECONDS, message.tp.topic).observe(max(0.0, now - message.time_in))
+                arrivals[(message.tp.topic, message.time_in)] += 1
+        for (topic, time_in), count in arrivals.items():
+            observe(labelled(PROCESSING_SECONDS, topic), max(0.0, now - time_in), count)
 
     def on_rebalance_start(self, app: AppT) -> dict[str, Any]:
         """Count the rebalance; positions may move, so forget what was handled."""
