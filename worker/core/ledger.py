@@ -8,7 +8,7 @@ records, ids included.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from enum import StrEnum
 from typing import Any, NamedTuple
 
@@ -17,6 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 from worker.core.currencies import MAXIMUM_CHARGE, MINIMUM_CHARGE, is_supported
 from worker.core.errors import ErrorCode, LedgerError, describe
 from worker.core.ids import transaction_id
+from worker.core.immutable import immutable
 from worker.core.state import CreditNoteState, CustomerState, InvoiceState, SessionState
 from worker.models.events import (
     OBJECT_MODEL,
@@ -54,7 +55,7 @@ class Outcome(StrEnum):
     SKIPPED_UNHANDLED = "skipped_unhandled"
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Result:
     """The effects of one event.
 

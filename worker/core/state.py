@@ -11,14 +11,16 @@ touches its customer, and with a record built per object that took 193 µs for
 a customer of 100 invoices and 100 event ids (36 µs without).
 """
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import field, fields, replace
 from typing import Any
+
+from worker.core.immutable import immutable
 
 Stored = dict[str, Any]
 """An object's record as a state holds it: `compact` of the record."""
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class InvoiceState:
     """What one invoice did: its `applied_to_invoice` amount and later changes."""
 
@@ -30,7 +32,7 @@ class InvoiceState:
     overpaid: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class CreditNoteState:
     """What one credit note credited, and whether that was reversed."""
 
@@ -40,7 +42,7 @@ class CreditNoteState:
     reversed: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class SessionState:
     """The balance one checkout session holds, and whether it was released."""
 
@@ -49,7 +51,7 @@ class SessionState:
     released: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class CustomerState:
     """One customer's ledgers and per-object memory.
 

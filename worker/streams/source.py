@@ -1,16 +1,15 @@
 """Where an input message came from, carried through the by-customer topic in a header."""
 
-from dataclasses import dataclass
-
 import orjson
 from faust.types import Message
 
+from worker.core.immutable import immutable
 from worker.models.dead_letter import DeadLetterSource, encode_bytes
 
 SOURCE_HEADER = "balance-source"
 
 
-@dataclass(frozen=True, slots=True)
+@immutable
 class Source:
     """The input topic, partition, offset, key and timestamp (ms) of a message."""
 
