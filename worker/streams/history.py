@@ -25,7 +25,7 @@ from typing import Any
 import faust
 import orjson
 
-from worker.streams.tables import CustomerTable, Entries, own
+from worker.streams.tables import CustomerTable, Entries, entries, own
 
 Transaction = dict[str, Any]
 
@@ -55,7 +55,7 @@ class History:
         low = max(posted - self.limit, 0)
         kept = []
         for chunk in range(low // CHUNK, (posted + CHUNK - 1) // CHUNK):
-            data = self.table.data.get(entry_key(customer, chunk))
+            data = entries(self.table).get(entry_key(customer, chunk))
             for at, record in enumerate(data.split(b"\n") if data else ()):
                 number = chunk * CHUNK + at
                 if record and low <= number < posted:
@@ -74,7 +74,7 @@ class History:
         chunk, at = divmod(number, CHUNK)
         key = entry_key(customer, chunk)
         found = pending.get(key)
-        data = found[1] if found else self.table.data.get(key)
+        data = found[1] if found else entries(self.table).get(key)
         records = data.split(b"\n") if data else []
         records.extend(b"" for _ in range(at + 1 - len(records)))
         records[at] = record
