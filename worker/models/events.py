@@ -6,7 +6,7 @@ float or boolean) and ignores unknown fields, so full Stripe objects parse.
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, InstanceOf, model_validator
 
 NonEmptyStr = Annotated[str, Field(min_length=1)]
 CurrencyCode = Annotated[str, Field(pattern=r"^[A-Za-z]{3}$"), AfterValidator(str.lower)]
@@ -37,7 +37,8 @@ def ref_id(ref: str | ExpandedRef) -> str:
 class EventData(Inbound):
     """`data` of an envelope."""
 
-    object: dict[str, Any]
+    # checked to be a JSON object, not copied (its rule validates it): 0.5 µs a small event, more for a full one
+    object: InstanceOf[dict]  # type: ignore[type-arg]
 
 
 class Envelope(Inbound):
