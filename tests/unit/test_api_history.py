@@ -17,7 +17,7 @@ from tests.unit.readers import Inbox, until
 from worker.core.state import CustomerState
 from worker.sample import command, envelope
 from worker.settings import Settings
-from worker.streams.history import CHUNK, History, entry_key
+from worker.streams.history import History, entry_key
 from worker.streams.pipeline import Pipeline
 from worker.streams.publish import Record
 from worker.streams.sinks import Batch, Events
@@ -107,20 +107,30 @@ async def test_newest_first_by_created_then_number() -> None:
         assert [book.history.find(CUSTOMER, i) for i in book.ids()] == book.history.transactions(CUSTOMER)
 
 
-async def test_a_customer_keeps_its_last_limit_transactions_and_whole_chunks_out_of_them_are_deleted() -> None:
-    async with ledger(12) as book:
-        await book.handle(*range(1, 11))
-        await book.handle(*range(11, 21))
-        assert list(book.history.table.data) == [entry_key(CUSTOMER, 0), entry_key(CUSTOMER, 1)]
-        await book.handle(*range(21, 26))
-        assert [t["created"] for t in book.history.transactions(CUSTOMER)] == list(range(25, 13, -1))
-        assert sorted(book.history.table.data) == [entry_key(CUSTOMER, 1), entry_key(CUSTOMER, 2)]
+async def test_a_customer_keeps_its_last_limit_transactions_and_the_older_ones_are_deleted() -> None:
+    async with ledger(3) as book:
+        await book.handle(1, 2, 3)
+        assert sorted(book.history.table.data) == [entry_key(CUSTOMER, n) for n in range(3)]
+        await book.handle(4, 5)
+        assert [t["created"] for t in book.history.transactions(CUSTOMER)] == [5, 4, 3]
+        assert sorted(book.history.table.data) == [entry_key(CUSTOMER, n) for n in range(2, 5)]
         written = book.sink.changes[-1]["history"]
         assert {key: value is None for key, (_, value) in written.items()} == {
-            entry_key(CUSTOMER, 2): False,
+            entry_key(CUSTOMER, 3): False,
             entry_key(CUSTOMER, 0): True,
-        }, "numbers 20–24 in chunk 2, and chunk 0 (0–9) deleted once number 21 leaves 10–21 as the last 12"
-        assert len(book.history.table.data[entry_key(CUSTOMER, 1)].split(b"\n")) == CHUNK
+            entry_key(CUSTOMER, 4): False,
+            entry_key(CUSTOMER, 1): True,
+        }, "each new number deletes the one `limit` below it"
+
+
+def test_a_chunk_left_by_the_earlier_format_is_not_read_as_a_transaction() -> None:
+    app = faust.App("history-upgrade", broker="kafka://127.0.0.1:1")
+    customers = CustomerTable(app, 1)
+    history = History(app, 1, 10, customers)
+    record = orjson.dumps({"id": "t1", "created": 1})
+    keep([(history.table, {CUSTOMER + b"\x000": (0, b"old\nchunk"), entry_key(CUSTOMER, 1): (0, record)})])
+    customers.table.data[CUSTOMER] = encode_state(CustomerState(posted=2))
+    assert history.transactions(CUSTOMER) == [{"id": "t1", "created": 1}]
 
 
 async def test_an_entry_is_the_record_sent_to_the_transactions_topic_and_goes_with_it() -> None:
@@ -160,8 +170,8 @@ async def test_a_batch_applied_again_to_the_new_state_writes_no_entries() -> Non
 
 @given(st.lists(st.integers(0, 3), min_size=1, max_size=40), st.integers(1, 25), st.data())
 def test_any_run_of_batches_keeps_the_last_limit_numbers(legs: list[int], limit: int, data: st.DataObject) -> None:
-    """Events of 0–3 transactions, in batches of any size: the store holds exactly the chunks of the last `limit`
-    numbers, which are listed newest first by (created, number)."""
+    """Events of 0–3 transactions, in batches of any size: the store holds exactly the last `limit` numbers,
+    which are listed newest first by (created, number)."""
     app = faust.App("history-property", broker="kafka://127.0.0.1:1")
     table = CustomerTable(app, 1)
     history = History(app, 1, limit, table)
@@ -178,14 +188,13 @@ def test_any_run_of_batches_keeps_the_last_limit_numbers(legs: list[int], limit:
     keep([(history.table, pending)])
     table.table.data[CUSTOMER] = encode_state(CustomerState(posted=posted))
     window = range(max(posted - limit, 0), posted)
-    chunks = range(window.start // CHUNK, (posted + CHUNK - 1) // CHUNK)
-    assert sorted(history.table.data) == sorted(entry_key(CUSTOMER, k) for k in chunks)
+    assert sorted(history.table.data) == sorted(entry_key(CUSTOMER, n) for n in window)
     newest = sorted(window, key=lambda n: (created[n], n), reverse=True)
     assert [txn["id"] for txn in history.transactions(CUSTOMER)] == [f"t{n}" for n in newest]
 
 
 def test_entries_take_the_memory_of_their_size() -> None:
-    """A chunk of one record would be the record itself, and orjson's bytes keep a 4 KiB buffer: copied to size."""
+    """An entry would be the record itself, and orjson's bytes keep a 4 KiB buffer: copied to size."""
     app = faust.App("history-memory", broker="kafka://127.0.0.1:1")
     history = History(app, 1, 100, CustomerTable(app, 1))
     pending: Entries = {}

@@ -11,7 +11,7 @@ customers table. For each batch it applies every event to the customer's state
 with the pure core, publishes the transactions, summaries and dead letters,
 waits for their acks, and only then writes the changelog record of each
 touched customer's state, once, waiting for those acks too, before it acks
-the batch. The history's entries (chunks of transactions, for the API) go with
+the batch. The history's entries (a transaction each, for the API) go with
 the outputs: a replay writes them again the same. A crash at any point
 therefore either replays the batch from the old state (sending identical
 records again) or finds the new state, whose remembered event ids skip the
