@@ -7,8 +7,9 @@ import faust
 from faust.types import TP
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from worker.metrics import PROCESSING_SECONDS, Tally, labelled, observe
-from worker.web.metrics import MetricsSensor
+from worker.metrics import PROCESSING_SECONDS, STATE_BYTES, STATE_ENTRIES, Tally, labelled, observe
+from worker.streams.tables import keep
+from worker.web.metrics import MetricsSensor, measure_state
 
 
 def test_labelled_gives_the_child_labels_gives_once_per_label_values() -> None:
@@ -76,3 +77,12 @@ def test_the_sensor_observes_each_handled_message_once() -> None:
     observed = sum(bucket.get() for bucket in histogram._buckets)
     assert observed == 3, "each stamped message is observed once"
     assert sensor.handled_offsets == {a: 2, b: 7}
+
+
+def test_the_state_gauges_count_each_tables_entries_and_value_bytes() -> None:
+    app = faust.App("state-gauges", broker="kafka://127.0.0.1:1")
+    table = app.Table("t_gauged", key_type=bytes, value_type=bytes, partitions=8)
+    keep([(table, {b"a": (0, b"12345"), b"b": (1, b"678"), b"c": (2, None)})])
+    measure_state([table])
+    assert STATE_ENTRIES.labels("t_gauged")._value.get() == 2
+    assert STATE_BYTES.labels("t_gauged")._value.get() == 8
