@@ -57,6 +57,7 @@ class LedgerApp(faust.App):
             consumer.committed_elsewhere = frozenset().union(*(sink.committed_topics for sink in self.sinks))
             consumer.inboxes = {name: inbox for inbox in self.inboxes for name in inbox.names}
             consumer.fetch_max_wait_ms = self.settings.fetch_max_wait_ms
+            consumer.fetch_idle_wait_ms = self.settings.fetch_idle_wait_ms
             consumer.fetch_min_bytes = self.settings.fetch_min_bytes
         return consumer
 

@@ -1,16 +1,20 @@
 """The fetch loop: an inbox topic's fetch goes over as one list, any other topic's message by message."""
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any
 
+from aiokafka.consumer.fetcher import Fetcher
 from aiokafka.structs import ConsumerRecord
 from faust.types import TP, Message
 
 from worker.app import create_app
 from worker.settings import Settings
-from worker.streams.fetch import LedgerConsumer
+from worker.streams.fetch import LedgerConsumer, wait_when_idle
 
-SETTINGS = Settings(kafka_bootstrap_servers="127.0.0.1:1", fetch_max_wait_ms=7, fetch_min_bytes=4096)
+SETTINGS = Settings(
+    kafka_bootstrap_servers="127.0.0.1:1", fetch_max_wait_ms=7, fetch_min_bytes=4096, fetch_idle_wait_ms=333
+)
 
 
 def record(tp: TP, offset: int) -> ConsumerRecord[bytes, bytes]:
@@ -58,6 +62,55 @@ async def test_the_broker_holds_a_fetch_at_most_fetch_max_wait_ms() -> None:
     worker_consumer = app.consumer._thread._create_worker_consumer(app.transport)  # type: ignore[attr-defined]
     assert worker_consumer._fetch_max_wait_ms == 7
     assert worker_consumer._fetch_min_bytes == 4096
+
+
+async def test_the_consumer_gets_the_wait_for_a_fetch_sent_with_nothing_buffered() -> None:
+    app = create_app(SETTINGS)
+    assert isinstance(app.consumer, LedgerConsumer)
+    assert (app.consumer.fetch_max_wait_ms, app.consumer.fetch_idle_wait_ms) == (7, 333)
+
+
+class Position:
+    """A partition's fetch state, as aiokafka's assignment gives it: fetchable from `position`."""
+
+    has_valid_position, paused, position = True, False, 42
+
+
+class Assignment:
+    def __init__(self, *tps: TP) -> None:
+        self.tps = tps
+
+    def state_value(self, tp: TP) -> Position:
+        return Position()
+
+
+class Buffered:
+    """Records of a partition not yet consumed, past their backoff."""
+
+    def calculate_backoff(self) -> int:
+        return 0
+
+
+def fetcher() -> Any:
+    """aiokafka's `Fetcher`, not started, with what building its fetch requests reads."""
+    f: Any = object.__new__(Fetcher)
+    f._records, f._in_flight, f._preferred_read_replica = {}, set(), {}
+    f._client = SimpleNamespace(cluster=SimpleNamespace(leader_for_partition=lambda tp: 1))
+    f._fetch_max_wait_ms, f._fetch_min_bytes = 500, 1
+    f._fetch_max_bytes = f._max_partition_fetch_bytes = 1 << 20
+    f._isolation_level, f._client_rack, f._fetcher_timeout = 0, None, 0.2
+    return f
+
+
+def test_a_fetch_sent_with_nothing_buffered_waits_longer_than_one_sent_while_records_wait() -> None:
+    a, b = TP("t", 0), TP("t", 1)
+    f = fetcher()
+    wait_when_idle(f, busy_ms=10, idle_ms=250)
+    ((_, idle),), *_ = f._get_actions_per_node(Assignment(a, b))
+    assert idle._max_wait_ms == 250 and sorted(p for _, ps in idle.topics for p, _, _ in ps) == [0, 1]
+    f._records[a] = Buffered()
+    ((_, busy),), *_ = f._get_actions_per_node(Assignment(a, b))
+    assert busy._max_wait_ms == 10 and [p for _, ps in busy.topics for p, _, _ in ps] == [1], "a is buffered"
 
 
 async def test_a_suspension_stops_a_changelog_fetch_between_or_within_deliveries() -> None:
