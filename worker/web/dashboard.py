@@ -20,7 +20,7 @@ from faust.web import Request, Response, View
 from prometheus_client.metrics import MetricWrapperBase
 
 from worker.metrics import EVENTS, TRANSACTIONS
-from worker.streams.tables import CustomerTable, decode_state
+from worker.streams.tables import CustomerTable, decode_state, entries
 from worker.web.metrics import LagGauge
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ class Dashboard:
             "outcomes": outcomes,
             "dlq": dlq,
             "transactions": counter_values(TRANSACTIONS, "type"),
-            "top": top_credit(self.customers.table.data.items()),
+            "top": top_credit(entries(self.customers.table).items()),
         }
 
     async def cluster(self) -> dict[str, Any]:
