@@ -57,7 +57,8 @@ class Settings(BaseSettings):
     """How long the broker may hold a fetch for data when no records are buffered: the fetch then holds every
     partition, and the broker answers as soon as any of them has data."""
     fetch_min_bytes: Annotated[int, Field(ge=1, le=64 * 1024 * 1024)] = 1
-    """The data a fetch waits for (up to `fetch_max_wait_ms`): raised, a trickle is read in fewer, larger fetches."""
+    """The data a fetch waits for (up to its wait, `fetch_max_wait_ms` or `fetch_idle_wait_ms`): raised, a trickle
+    is read in fewer, larger fetches."""
     max_payload_bytes: Annotated[int, Field(ge=1024)] = DEFAULT_MAX_PAYLOAD_BYTES
     dedupe_retention_s: Annotated[int, Field(ge=0)] = DEFAULT_DEDUPE_RETENTION_S
     object_retention_s: Annotated[int, Field(ge=0)] = 0

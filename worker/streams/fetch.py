@@ -81,9 +81,9 @@ class LedgerConsumer(AckedCommitConsumer):
     inboxes: Mapping[str, Inbox] = {}
     """The inbox of each topic read in bulk, by topic name."""
     fetch_max_wait_ms = Settings.model_fields["fetch_max_wait_ms"].default
-    """How long the broker may hold a fetch for data (see `FetchWaitConsumerThread`)."""
+    """How long the broker may hold a fetch sent while records are buffered (see `FetchWaitConsumerThread`)."""
     fetch_min_bytes = Settings.model_fields["fetch_min_bytes"].default
-    """The data the broker waits for before it answers a fetch, within `fetch_max_wait_ms`."""
+    """The data the broker waits for before it answers a fetch, within the fetch's wait."""
     fetch_idle_wait_ms = Settings.model_fields["fetch_idle_wait_ms"].default
     """How long the broker may hold a fetch sent with no records buffered (see `FetchWaitConsumerThread`)."""
 
