@@ -56,6 +56,37 @@ async def test_each_partition_fetch_goes_to_its_inbox_whole_and_other_topics_one
     assert consumer._read_offset[source] == 6
 
 
+async def test_a_fetch_of_several_partitions_reaches_the_reader_as_one_batch() -> None:
+    """The lists of one fetch are all queued before the reader wakes up, so it handles them in one batch."""
+    app = create_app(SETTINGS)
+    app.flow_control.resume()
+    consumer = app.consumer
+    assert isinstance(consumer, LedgerConsumer)
+    (inbox,) = [i for i in app.inboxes if app.ledger_topics.sources.topics[0] in i.names]
+    tps = [TP(topic, partition) for topic in app.ledger_topics.sources.topics[:2] for partition in (0, 3)]
+    fetches = [{tp: [record(tp, 7), record(tp, 8)] for tp in tps}]
+
+    async def wait_next_records(timeout: float) -> tuple[Any, set[TP]]:
+        if not fetches:
+            await asyncio.sleep(0.05)  # the reader runs
+            consumer._stopped.set()
+            return {}, set()
+        return fetches.pop(0), set(tps)
+
+    taken: list[list[tuple[TP, int]]] = []
+
+    async def read() -> None:
+        async for batch in inbox.batches(1000):
+            taken.append([(m.tp, m.offset) for m in batch])
+
+    consumer._wait_next_records = wait_next_records  # type: ignore[method-assign]
+    reader = asyncio.create_task(read())
+    await asyncio.wait_for(consumer._drain_messages(consumer), timeout=5)
+    reader.cancel()
+    assert taken == [[(tp, offset) for tp in tps for offset in (7, 8)]]
+    assert all(consumer._read_offset[tp] == 8 for tp in tps)
+
+
 async def test_the_broker_holds_a_fetch_at_most_fetch_max_wait_ms() -> None:
     """aiokafka's one fetch in flight per broker would otherwise hold events behind Faust's 1,500 ms."""
     app = create_app(SETTINGS)

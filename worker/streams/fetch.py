@@ -2,11 +2,12 @@
 
 Faust's `Consumer._drain_messages` hands the conductor one message at a time
 and waits for each delivery. Here, the records of a topic read through an
-`Inbox` are handed over a partition's fetch at a time, and so are the records
-of a changelog partition recovered as an active one, to its table's store (see
-`restore`); the records of any other topic (standby changelogs) still go to
-the conductor one by one, in one race against a suspension per partition's
-fetch. The rest is Faust's loop: the partitions paused during
+`Inbox` are handed over a partition's fetch at a time, and a fetch's lists for
+one inbox all at once, so that its reader takes them in one batch. So are the
+records of a changelog partition recovered as an active one, to its table's
+store (see `restore`); the records of any other topic (standby changelogs)
+still go to the conductor one by one, in one race against a suspension per
+partition's fetch. The rest is Faust's loop: the partitions paused during
 recovery are not read, a fetch that ends with flow stopped (a rebalance) is
 dropped and the partitions seek back to their committed offsets, and so is one
 from an older generation, by the inbox.
@@ -107,6 +108,7 @@ class LedgerConsumer(AckedCommitConsumer):
                 await self._seek_back()
                 continue
             generation = self.app.consumer_generation_id
+            for_inboxes: dict[Inbox, list[list[Message]]] = {}
             for tp, fetched in records.items():
                 if not self.flow_active or self.app.consumer_generation_id != generation:
                     break
@@ -114,21 +116,43 @@ class LedgerConsumer(AckedCommitConsumer):
                     continue
                 read = self._read_offset[tp]
                 messages: list[Message] = [self._to_message(tp, r) for r in fetched if read is None or r.offset >= read]
-                if messages:
+                if not messages:
+                    continue
+                inbox = self.inboxes.get(tp.topic)
+                if inbox is None:
                     await self._hand_over(messages)
+                else:
+                    for_inboxes.setdefault(inbox, []).append(messages)
+            for inbox, lists in for_inboxes.items():
+                if self.flow_active and self.app.consumer_generation_id == generation:
+                    await self._put(inbox, lists)
+
+    async def _put(self, inbox: Inbox, lists: list[list[Message]]) -> None:
+        """Put a fetch's lists for an inbox (one per partition) in it together, as far as flow lets them.
+
+        Put one by one, with a race against a suspension each, the reader woke up for each list: at 2,000
+        events/s it handled about 960 batches of 2 events a second, each with its own per-batch work.
+        """
+        await self._maybe_commit()
+
+        async def put_all() -> None:
+            for messages in lists:
+                await inbox.put(messages)
+
+        await self.wait_first(put_all(), self.suspend_flow.wait())
+        for messages in lists:
+            self._read_offset[messages[0].tp] = messages[-1].offset
 
     async def _hand_over(self, messages: list[Message]) -> None:
-        """To the inbox of their topic, or to Faust's conductor one by one, as far as flow lets them."""
-        tp = messages[0].tp
+        """A partition's fetch of a topic no inbox reads: to its table (`restore`) or Faust's conductor."""
+        await self._maybe_commit()
+        await self.wait_first(self._deliver(messages), self.suspend_flow.wait())
+
+    async def _maybe_commit(self) -> None:
+        """Commit once `commit_every` messages were acked since the last commit, as Faust's loop does."""
         if self._commit_every is not None and self._n_acked >= self._commit_every:
             self._n_acked = 0
             await self.commit()
-        inbox = self.inboxes.get(tp.topic)
-        if inbox is not None:
-            await self.wait_first(inbox.put(messages), self.suspend_flow.wait())
-            self._read_offset[tp] = messages[-1].offset
-            return
-        await self.wait_first(self._deliver(messages), self.suspend_flow.wait())
 
     async def _deliver(self, messages: list[Message]) -> None:
         """Apply a changelog partition's fetch to its table at once while it is recovered as an active one
