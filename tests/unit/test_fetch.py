@@ -8,9 +8,10 @@ from aiokafka.consumer.fetcher import Fetcher
 from aiokafka.structs import ConsumerRecord
 from faust.types import TP, Message
 
-from worker.app import create_app
+from worker.app import LedgerApp, create_app
 from worker.settings import Settings
 from worker.streams.fetch import LedgerConsumer, wait_when_idle
+from worker.streams.inbox import Inbox
 
 SETTINGS = Settings(
     kafka_bootstrap_servers="127.0.0.1:1", fetch_max_wait_ms=7, fetch_min_bytes=4096, fetch_idle_wait_ms=333
@@ -21,12 +22,18 @@ def record(tp: TP, offset: int) -> ConsumerRecord[bytes, bytes]:
     return ConsumerRecord(tp.topic, tp.partition, offset, 0, 0, b"k", b"v", None, 1, 1, ())
 
 
-async def test_each_partition_fetch_goes_to_its_inbox_whole_and_other_topics_one_by_one() -> None:
+def reading() -> tuple[LedgerApp, LedgerConsumer, Inbox]:
+    """An app with flow resumed, its consumer, and the inbox of its first source topic."""
     app = create_app(SETTINGS)
     app.flow_control.resume()
     consumer = app.consumer
     assert isinstance(consumer, LedgerConsumer)
     (inbox,) = [i for i in app.inboxes if app.ledger_topics.sources.topics[0] in i.names]
+    return app, consumer, inbox
+
+
+async def test_each_partition_fetch_goes_to_its_inbox_whole_and_other_topics_one_by_one() -> None:
+    app, consumer, inbox = reading()
     source, paused = TP(app.ledger_topics.sources.topics[0], 0), TP(app.ledger_topics.sources.topics[0], 1)
     changelog = TP(f"{app.conf.id}-customers-changelog", 0)
     fetches = [
@@ -58,11 +65,7 @@ async def test_each_partition_fetch_goes_to_its_inbox_whole_and_other_topics_one
 
 async def test_a_fetch_of_several_partitions_reaches_the_reader_as_one_batch() -> None:
     """The lists of one fetch are all queued before the reader wakes up, so it handles them in one batch."""
-    app = create_app(SETTINGS)
-    app.flow_control.resume()
-    consumer = app.consumer
-    assert isinstance(consumer, LedgerConsumer)
-    (inbox,) = [i for i in app.inboxes if app.ledger_topics.sources.topics[0] in i.names]
+    app, consumer, inbox = reading()
     tps = [TP(topic, partition) for topic in app.ledger_topics.sources.topics[:2] for partition in (0, 3)]
     fetches = [{tp: [record(tp, 7), record(tp, 8)] for tp in tps}]
 
