@@ -27,6 +27,7 @@ from mode import Service, ServiceT
 
 from worker.settings import Settings
 from worker.streams.inbox import Inbox
+from worker.streams.metadata import back_off_failed_updates
 from worker.streams.offsets import AckedCommitConsumer, EndOffsetsConsumerThread
 from worker.streams.restore import restore
 
@@ -35,7 +36,8 @@ FETCH_TIMEOUT_S = 1.0
 
 class FetchWaitConsumerThread(EndOffsetsConsumerThread):
     """The consumer thread, with the broker's wait for data set by the consumer's `fetch_max_wait_ms` and
-    `fetch_idle_wait_ms` (and its wait for `fetch_min_bytes` of data, which is aiokafka's `fetch_min_bytes`).
+    `fetch_idle_wait_ms` (and its wait for `fetch_min_bytes` of data, which is aiokafka's `fetch_min_bytes`), and
+    a backoff after a failed metadata update (`back_off_failed_updates`).
 
     aiokafka keeps one fetch in flight per broker, for the partitions with nothing buffered. When every busy
     partition is still buffered, that fetch holds only idle ones and waits the whole wait (Faust sets 1,500 ms)
@@ -51,6 +53,7 @@ class FetchWaitConsumerThread(EndOffsetsConsumerThread):
         ledger = cast(LedgerConsumer, self.consumer)
         consumer._fetch_max_wait_ms = ledger.fetch_max_wait_ms
         consumer._fetch_min_bytes = ledger.fetch_min_bytes
+        back_off_failed_updates(consumer._client)
         return consumer
 
     async def on_start(self) -> None:

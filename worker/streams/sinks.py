@@ -33,6 +33,7 @@ from worker.core.state import CustomerState
 from worker.kafka_security import aiokafka_security
 from worker.settings import Settings
 from worker.streams.history import Transaction
+from worker.streams.metadata import back_off_failed_updates
 from worker.streams.publish import Record, publish_batched, retrying, send_batched
 from worker.streams.tables import Changes, Entries, changelog_records
 from worker.streams.topics import DLQ_MAX_MESSAGE_BYTES, admin_client
@@ -282,7 +283,8 @@ class TransactionalSink:
 
 
 async def start_producer(settings: Settings, transactional_id: str | None = None) -> AIOKafkaProducer:
-    """A started producer for the sinks: every record acknowledged by all in-sync replicas.
+    """A started producer for the sinks: every record acknowledged by all in-sync replicas, and a backoff after a
+    failed metadata update (`back_off_failed_updates`).
 
     No linger: the sinks send closed batches (`send_batched`), which aiokafka sends at once.
     """
@@ -295,6 +297,7 @@ async def start_producer(settings: Settings, transactional_id: str | None = None
         request_timeout_ms=30_000,
         **aiokafka_security(settings),
     )
+    back_off_failed_updates(producer.client)
     try:
         await producer.start()
     except BaseException:
