@@ -72,6 +72,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--latency-seconds", type=float, default=10.0, help="length of the half-load run")
+    parser.add_argument(
+        "--latency-rate", type=float, help="events/s offered in the latency runs (default: half the worker's rate)"
+    )
     parser.add_argument("--workers", type=int, default=1, help="worker processes in the throughput and latency runs")
     parser.add_argument(
         "--skip-repartition", action="store_true", help="run the workers with BALANCE_SKIP_REPARTITION=true"
@@ -85,6 +88,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--timeout", type=float, default=600.0)
     return parser.parse_args(argv)
+
+
+def offered_rate(options: argparse.Namespace, worker_rate: float) -> float:
+    """The events/s offered in the latency runs: `--latency-rate`, or half the worker's measured rate."""
+    rate: float = options.latency_rate or max(1.0, worker_rate / 2)
+    return rate
 
 
 async def create_topics(bootstrap: str, names: Sequence[str], partitions: int) -> None:
@@ -449,7 +458,7 @@ async def run(options: argparse.Namespace, broker: BrokerProcess, workdir: Path)
         cpu = sum(cpu_seconds(w.pid) for w in workers) - cpu_before
         worker_rate = worker_records_rate * len(messages) / wanted
         state_bytes = await entry_bytes(bootstrap, f"{names.app_id}-customers-changelog")
-        offered = max(1.0, worker_rate / 2)
+        offered = offered_rate(options, worker_rate)
         count = max(100, int(offered * options.latency_seconds))
         later = list(mixed(count, customers=options.customers, seed=2, start=1_800_000_000))
         # new customers and event ids: the oracle starts them from no state, as the worker does

@@ -1,9 +1,10 @@
-"""The bench starts a run once the broker and the workers are quiet, and pauses the workers while it writes."""
+"""The bench starts a run once the broker and the workers are quiet, pauses the workers while it writes, and
+offers the latency runs half the worker's rate unless told a rate."""
 
 import subprocess
 import sys
 
-from worker.bench import paused, quiet
+from worker.bench import offered_rate, parse_args, paused, quiet
 
 
 async def test_quiet_processes_are_waited_for_one_window() -> None:
@@ -30,3 +31,9 @@ async def test_paused_processes_use_no_cpu_until_the_pause_ends() -> None:
         assert await quiet([busy.pid], window_s=0.2, limit_s=1.0) >= 1.0, "running again"
     finally:
         busy.kill()
+
+
+def test_the_latency_runs_are_offered_half_the_workers_rate_or_the_rate_given() -> None:
+    assert offered_rate(parse_args([]), 18_000.0) == 9_000.0
+    assert offered_rate(parse_args([]), 0.5) == 1.0
+    assert offered_rate(parse_args(["--latency-rate", "8000"]), 18_000.0) == 8_000.0
