@@ -92,8 +92,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def offered_rate(options: argparse.Namespace, worker_rate: float) -> float:
     """The events/s offered in the latency runs: `--latency-rate`, or half the worker's measured rate."""
-    rate: float = options.latency_rate or max(1.0, worker_rate / 2)
-    return rate
+    return float(options.latency_rate or max(1.0, worker_rate / 2))
 
 
 async def create_topics(bootstrap: str, names: Sequence[str], partitions: int) -> None:

@@ -113,7 +113,7 @@ class LedgerConsumer(AckedCommitConsumer):
             generation = self.app.consumer_generation_id
             for_inboxes: dict[Inbox, list[list[Message]]] = {}
             for tp, fetched in records.items():
-                if not self.flow_active or self.app.consumer_generation_id != generation:
+                if not self._flowing(generation):
                     break
                 if active is not None and tp not in active and tp not in self._buffered_partitions:
                     continue
@@ -127,8 +127,12 @@ class LedgerConsumer(AckedCommitConsumer):
                 else:
                     for_inboxes.setdefault(inbox, []).append(messages)
             for inbox, lists in for_inboxes.items():
-                if self.flow_active and self.app.consumer_generation_id == generation:
+                if self._flowing(generation):
                     await self._put(inbox, lists)
+
+    def _flowing(self, generation: int) -> bool:
+        """Whether records fetched in `generation` may still be handed on: flow is active and no rebalance since."""
+        return self.flow_active and self.app.consumer_generation_id == generation
 
     async def _put(self, inbox: Inbox, lists: list[list[Message]]) -> None:
         """Put a fetch's lists for an inbox (one per partition) in it together, as far as flow lets them.
