@@ -1,6 +1,7 @@
 """`entries` reads and writes a table's store, whose own view (Faust's) sees the same entries."""
 
 import faust
+from faust.types import TP
 
 from worker.core.state import CustomerState
 from worker.streams.tables import CustomerTable, encode_state, entries, keep
@@ -18,3 +19,13 @@ def test_entries_kept_and_deleted_are_the_stores_and_read_back_as_states() -> No
     keep([(table, {b"cus_b": (5, None), b"cus_none": (1, None)})])
     assert b"cus_b" not in table.data and customers.get(b"cus_b") is None
     assert customers.get(b"cus_never") is None
+
+
+async def test_entries_kept_are_dropped_with_their_partition_when_a_recovery_ends_without_it() -> None:
+    app = faust.App("tables-test", broker="kafka://127.0.0.1:1")
+    table = CustomerTable(app, 8).table
+    keep([(table, {b"cus_stays": (3, b"{}"), b"cus_moves": (5, b"{}"), b"cus_gone": (5, b"{}")})])
+    keep([(table, {b"cus_gone": (5, None)})])
+    changelog = table.changelog_topic.get_topic_name()
+    await table.data.on_recovery_completed({TP(changelog, 3)}, set())
+    assert set(entries(table)) == {b"cus_stays"}, "Faust drops the entries of the partitions no longer active"

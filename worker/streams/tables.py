@@ -89,11 +89,20 @@ def changelog_records(changes: Changes) -> list[Record]:
 
 def keep(changes: Changes) -> None:
     """Put entries in their tables' stores, or delete them, without writing the changelog (a sink does, in
-    order)."""
+    order).
+
+    The in-memory store also learns each entry's partition, as its own recovery tells it: once a rebalance's
+    recovery ends, Faust drops the entries of the partitions the worker no longer has. Without it, the entries
+    a worker wrote stayed in its memory after their partitions moved to another worker.
+    """
     for table, written in changes:
         data = entries(table)
-        for key, (_, value) in written.items():
+        store = table.data
+        partitions: MutableMapping[Any, int] = store._key_partition if isinstance(store, MemoryStore) else {}
+        for key, (partition, value) in written.items():
             if value is None:
                 data.pop(key, None)
+                partitions.pop(key, None)
             else:
                 data[key] = value
+                partitions[key] = partition
