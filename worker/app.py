@@ -149,7 +149,7 @@ def create_app(settings: Settings) -> LedgerApp:
     )
     topics = build_topics(app, settings)
     app.settings, app.ledger_topics = settings, topics
-    table = CustomerTable(app, settings.partitions)
+    table = CustomerTable(app, settings.partitions, settings.state_cache)
     history = History(app, settings.partitions, settings.history_limit, table)
     sensor = metrics.MetricsSensor({*topics.sources.topics, *topics.by_customer.topics})
     if settings.skip_repartition:

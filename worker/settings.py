@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     """Bearer token of the HTTP API's writes; without one, writes are disabled."""
     api_wait_timeout_s: Seconds = 10.0
     history_limit: Annotated[int, Field(ge=1, le=10_000)] = 100
+    state_cache: Annotated[int, Field(ge=0, le=10_000_000)] = 10_000
+    """Customers whose state is also kept decoded in memory (those read or written last), about 2 KB each; 0
+    keeps none."""
 
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_ssl_cafile: Path | None = None

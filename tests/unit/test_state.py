@@ -4,6 +4,7 @@ import json
 import tracemalloc
 from dataclasses import replace
 
+import faust
 import orjson
 import pytest
 
@@ -18,7 +19,7 @@ from tests.unit.conftest import (
 )
 from worker.core.ledger import apply
 from worker.core.state import CreditNoteState, CustomerState, InvoiceState, SessionState
-from worker.streams.tables import encode_state, encoded
+from worker.streams.tables import CustomerTable
 
 
 def _rich_state() -> CustomerState:
@@ -140,9 +141,10 @@ def test_state_balances_follow_the_records() -> None:
 def test_table_values_take_the_memory_of_their_size() -> None:
     """orjson's bytes keep a 4 KiB buffer; a table keeps a value for each customer, so it is copied to its size."""
     states = {f"cus_{i}".encode(): (0, CustomerState(livemode=False, balances={"usd": -i})) for i in range(2000)}
+    table = CustomerTable(faust.App("state-test", broker="kafka://127.0.0.1:1"), 8)
     tracemalloc.start()
     try:
-        values = encoded(states, encode_state)
+        values = table.changes(states)
         size, _ = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -47,7 +47,7 @@ from worker.streams.inbox import Inbox
 from worker.streams.publish import Record, key_hash
 from worker.streams.sinks import Batch, Events, Sink
 from worker.streams.source import Source
-from worker.streams.tables import CustomerTable, encode_state, encoded, keep
+from worker.streams.tables import CustomerTable, keep
 from worker.streams.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ class Pipeline:
                     for message in group:
                         handle(message, batch)
                     batch.early = ((self.history.table, batch.history),)
-                    batch.changes = ((self.table.table, encoded(batch.states, encode_state)),)
+                    batch.changes = ((self.table.table, self.table.changes(batch.states)),)
                     keep(batch.early)
                     keep(batch.changes)
                     parts[key] = (group, batch)
