@@ -305,7 +305,7 @@ def _forget_objects(state: CustomerState, envelope: Envelope, retention_s: int) 
         kind, object_id = key.split(":", 1)
         held[kind].pop(object_id, None)
         del touched[key]
-    return replace(state, touched=touched, invoices=invoices, credit_notes=credit_notes, sessions=sessions)
+    return state.with_objects(invoices, credit_notes, sessions, touched)
 
 
 # --- the rules: (state, object) -> (legs, state) -------------------------------
