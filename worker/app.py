@@ -16,6 +16,7 @@ from worker.streams.flow_control import KeepQueuedOnResume
 from worker.streams.history import History
 from worker.streams.inbox import Inbox
 from worker.streams.pipeline import Pipeline
+from worker.streams.restore import clear_end_on_rebalance
 from worker.streams.sinks import Sink, sink_for
 from worker.streams.tables import CustomerTable
 from worker.streams.topics import (
@@ -167,6 +168,7 @@ def create_app(settings: Settings) -> LedgerApp:
         app.reader(topics.by_customer, pipeline.ledger, sensor)
     lag = metrics.register(app, sensor, (table.table, history.table))
     health.register(app)
+    clear_end_on_rebalance(app)
     Api(app, settings, table, history).register()
     dashboard.register(app, table, lag)
     return app

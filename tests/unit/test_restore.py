@@ -6,7 +6,7 @@ import faust
 import pytest
 from faust.types import TP
 
-from worker.streams.restore import Change, restore
+from worker.streams.restore import Change, clear_end_on_rebalance, restore
 from worker.streams.tables import CustomerTable
 
 
@@ -91,3 +91,12 @@ def test_a_handed_record_taken_by_fausts_loop_lets_the_next_fetch_through() -> N
     r = Recovering(highwater=4)
     r.recovery.active_offsets[r.tp] = 2
     assert restore(r.app, r.fetch((3, b"a", b"a3")), {r.tp: 2})
+
+
+async def test_the_end_signal_a_restore_leaves_is_cleared_when_the_next_rebalance_starts() -> None:
+    r = Recovering(highwater=0)
+    clear_end_on_rebalance(r.app)
+    assert restore(r.app, r.fetch((0, b"a", b"a0")), {})
+    assert r.recovery.signal_recovery_end.is_set(), "set for a recovery that may not wait for it yet"
+    await r.app.on_partitions_revoked.send({r.tp})
+    assert not r.recovery.signal_recovery_end.is_set(), "the next recovery waits for its own end"

@@ -14,10 +14,17 @@ recovery, as Faust would, once no partition has records left. Standby
 partitions, and any fetch while records handed to Faust's loop are still in
 it, go Faust's way: the records of a partition are then applied in order by
 one of the two, never by both.
+
+Faust's recovery waits for its end signal once it has begun reading; its own
+loop sets the signal and clears it again at once, but `restore` cannot know
+whether Faust waits yet, so it leaves the signal set. `clear_end_on_rebalance`
+clears it as the next rebalance starts: left set, it ended that rebalance's
+recovery before a record was read, and a worker that took over partitions then
+applied their events to empty states.
 """
 
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from faust.types import TP, AppT, Message
 
@@ -56,3 +63,19 @@ def restore(app: AppT, messages: Sequence[Message], handed: Mapping[TP, int]) ->
         recovery._set_recovery_ended()
         recovery.signal_recovery_end.set()
     return True
+
+
+def clear_end_on_rebalance(app: AppT) -> None:
+    """Clear the recovery's end signal as each rebalance starts (on the revocation that begins it).
+
+    Found by the chaos suite's `scale` scenario once its stream flowed during the faults: a worker that got
+    four more partitions within a second of an earlier recovery that `restore` ended declared the new one
+    complete in the same millisecond, without reading their changelogs, and applied their events from empty
+    states (lost, wrong and conflicting transactions). Faust's own loop clears the signal only at its next
+    record or after 5 s without one.
+    """
+
+    async def clear(sender: object, *args: Any, **kwargs: Any) -> None:
+        cast(Any, app.tables).recovery.signal_recovery_end.clear()
+
+    app.on_partitions_revoked.connect(cast(Any, clear))
