@@ -18,6 +18,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,10 @@ class Profile:
     soak_customers: int = 2_000
     stall_s: float = 120.0
     timeout_s: float = 1800.0
+    rate: float = 1000.0
+    """Events per second at which a fault scenario's stream is produced: `events` of them, and more until its
+    last fault, so that every fault lands while the stream flows. Produced at once, a stream of 20,000 events was
+    all out in about 2 s, before a restarted or added worker was ready again, and a rebalance bug went unseen."""
 
 
 SHORT = Profile(events=20_000, kills=2, poison_events=10_000, big_payloads=2, soak_events=100_000, eos_kills=2)
@@ -87,6 +92,8 @@ class Result:
     reapplied: int = 0
     dlq: int = 0
     zero_duplicates: bool = False
+    late_faults: int = 0
+    """Faults that came once the stream had ended."""
 
     @property
     def lost(self) -> int:
@@ -109,8 +116,9 @@ class Result:
 
     @property
     def ok(self) -> bool:
-        """No loss, nothing wrong, no conflicting records; with exactly-once also no duplicates."""
-        if self.report is None or not self.report.ok:
+        """No loss, nothing wrong, no conflicting records, every fault in the stream; with exactly-once also no
+        duplicates."""
+        if self.report is None or not self.report.ok or self.late_faults:
             return False
         return not (self.zero_duplicates and self.duplicates)
 
@@ -166,6 +174,8 @@ class Run:
     workers: list[WorkerProcess] = field(default_factory=list)
     rss: list[tuple[float, int, int]] = field(default_factory=list)
     _sampler: asyncio.Task[None] | None = None
+    _feeder: asyncio.Task[Expected] | None = None
+    _faults_over: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.tally = Tally(self.collector)
@@ -181,12 +191,15 @@ class Run:
         digest = hashlib.blake2b(key or b"", digest_size=2).digest()
         return self.names.topic(INPUTS[int.from_bytes(digest, "big") % len(INPUTS)])
 
-    async def produce(self, messages: Iterable[Message], chunk: int = 5000) -> None:
-        """Send messages in batches and remember where each landed, in order."""
+    async def produce(self, messages: Iterable[Message], chunk: int = 5000, rate: float | None = None) -> None:
+        """Send messages in batches (at most `rate` a second) and remember where each landed, in order."""
         if not self.sent:
             await self.wait_for_topics()
         pending: list[tuple[str, Message, asyncio.Future[Any]]] = []
-        for key, value in messages:
+        began = time.monotonic()
+        for n, (key, value) in enumerate(messages):
+            if rate is not None and n % 50 == 0 and (ahead := n / rate - (time.monotonic() - began)) > 0:
+                await asyncio.sleep(ahead)
             topic = self.topic_of(key)
             pending.append((topic, (key, value), await self.client.send(topic, value=value, key=key)))
             if len(pending) >= chunk:
@@ -240,7 +253,7 @@ class Run:
 
     async def recovery(self, since: float, marks: dict[int, int] | None, timeout: float) -> float | None:
         """Seconds from a fault at `since` until every live worker is ready again (unless `marks` is None) and
-        then a new transaction arrives; None if the stream ended first or nothing came."""
+        then a new transaction arrives; None if the stream had ended and was all out, or nothing came."""
 
         def ready(_out: object) -> bool:
             return marks is None or self.ready_since(marks)
@@ -248,7 +261,7 @@ class Run:
         try:
             await self.collector.wait_until(ready, timeout, "every worker ready after a fault")
             before = self.tally.update()
-            if before >= self.result.expected:
+            if not self.flowing and before >= self.result.expected:
                 return None
 
             def moved(_out: object) -> bool:
@@ -273,11 +286,47 @@ class Run:
         finally:
             await admin.close()
 
+    async def feed(self, first: Sequence[Message], more: Iterator[Message], rate: float, chunk: int = 5000) -> None:
+        """Produce `first` in the background at `rate` a second, then `more` until the faults are over (`fed`).
+
+        Faults are timed by fractions of the transactions `first` makes, which do not depend on where its
+        messages land: they are counted before the first is sent.
+        """
+        unplaced = [(("", 0, n), key, value) for n, (key, value) in enumerate(first)]
+        self.result.expected = len((await asyncio.to_thread(expect, unplaced)).transactions)
+
+        def stream() -> Iterator[Message]:
+            yield from first
+            for message in more:
+                if self._faults_over.is_set():
+                    return
+                yield message
+
+        async def produce() -> Expected:
+            await self.produce(stream(), chunk, rate)
+            return await asyncio.to_thread(expect, self.sent)
+
+        self._feeder = asyncio.create_task(produce())
+
+    @property
+    def flowing(self) -> bool:
+        """Whether the stream `feed` produces is still being produced."""
+        return self._feeder is not None and not self._feeder.done()
+
+    async def fed(self) -> Expected:
+        """End the stream `feed` produces (the faults are over); the oracle's expectation of all of it."""
+        assert self._feeder is not None, "nothing was fed"
+        self._faults_over.set()
+        expected = await self._feeder
+        self.result.expected = len(expected.transactions)
+        return expected
+
     async def close(self) -> None:
         """Kill every worker and stop the background tasks."""
-        if self._sampler is not None:
-            self._sampler.cancel()
-            await asyncio.gather(self._sampler, return_exceptions=True)
+        for task in (self._sampler, self._feeder):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         for proc in self.workers:
             proc.kill()
         await self.collector.stop()
@@ -423,24 +472,26 @@ async def evidence(run: Run, report: Report) -> None:
 Scenario = Callable[[Run, Profile, random.Random], Awaitable[Expected]]
 
 
-async def produce_stream(run: Run, events: int, customers: int, seed: int) -> Expected:
-    """Produce a mixed stream and return the oracle's expectation of it."""
-    await run.produce(mixed(events, customers, seed))
-    expected = await asyncio.to_thread(expect, run.sent)
-    run.result.expected = len(expected.transactions)
-    return expected
-
-
 async def fault_at(run: Run, fraction: float, rng: random.Random, p: Profile) -> None:
-    """Wait until `fraction` of the expected transactions are out, then a random moment more."""
+    """Wait until `fraction` of the expected transactions are out, then a random moment more; note a fault that
+    comes once the stream ended."""
     await run.wait_progress(int(run.result.expected * fraction), p.timeout_s)
     await asyncio.sleep(rng.uniform(0.0, 0.5))  # a random moment, on purpose
+    if not run.flowing:
+        run.result.late_faults += 1
+        run.result.notes.append(f"FINDING: the fault at {fraction:.0%} came once the stream had ended")
+
+
+def flowing(events: int, customers: int, seed: int) -> tuple[list[Message], Iterator[Message]]:
+    """A mixed stream's first `events` messages, and an endless rest of it."""
+    stream = mixed(1 << 40, customers, seed)
+    return list(islice(stream, events)), stream
 
 
 async def kill9(run: Run, p: Profile, rng: random.Random, kills: int | None = None) -> Expected:
     """kill -9 the worker at random moments of the stream, restarting it each time."""
     proc = run.worker().start()
-    expected = await produce_stream(run, p.events, p.customers, rng.randrange(1 << 30))
+    await run.feed(*flowing(p.events, p.customers, rng.randrange(1 << 30)), p.rate)
     for fraction in sorted(rng.uniform(0.05, 0.95) for _ in range(p.kills if kills is None else kills)):
         await fault_at(run, fraction, rng, p)
         since, marks = time.monotonic(), run.marks()
@@ -448,13 +499,13 @@ async def kill9(run: Run, p: Profile, rng: random.Random, kills: int | None = No
         proc.start()
         run.result.kills += 1
         run.result.recoveries.append(await run.recovery(since, marks, p.stall_s))
-    return expected
+    return await run.fed()
 
 
 async def scale(run: Run, p: Profile, rng: random.Random) -> Expected:
     """Start a 2nd and a 3rd worker, then kill -9 one and stop another gracefully (8 partitions)."""
     first = run.worker().start()
-    expected = await produce_stream(run, p.events, p.customers, rng.randrange(1 << 30))
+    await run.feed(*flowing(p.events, p.customers, rng.randrange(1 << 30)), p.rate)
     second, third = run.worker(), run.worker()
     steps: list[tuple[float, Callable[[], Awaitable[None]]]] = [
         (0.15, _async(second.start)),
@@ -469,7 +520,7 @@ async def scale(run: Run, p: Profile, rng: random.Random) -> Expected:
         run.result.rebalances += 1
         run.result.recoveries.append(await run.recovery(since, marks, p.stall_s))
     run.result.kills = 1
-    return expected
+    return await run.fed()
 
 
 def _async(action: Callable[[], object]) -> Callable[[], Awaitable[None]]:
@@ -489,7 +540,7 @@ async def _stop(run: Run, proc: WorkerProcess) -> None:
 async def broker_restart(run: Run, p: Profile, rng: random.Random) -> Expected:
     """Stop and start the broker (same port and data) mid-stream; the worker must ride through."""
     proc = run.worker().start()
-    expected = await produce_stream(run, p.events, p.customers, rng.randrange(1 << 30))
+    await run.feed(*flowing(p.events, p.customers, rng.randrange(1 << 30)), p.rate)
     await fault_at(run, rng.uniform(0.3, 0.5), rng, p)
     since = time.monotonic()
     await asyncio.to_thread(run.broker.stop)
@@ -499,7 +550,7 @@ async def broker_restart(run: Run, p: Profile, rng: random.Random) -> Expected:
     if not proc.alive:
         run.result.notes.append(f"FINDING: the worker exited ({proc.proc and proc.proc.returncode}) on broker loss")
         proc.start()
-    return expected
+    return await run.fed()
 
 
 async def soak(run: Run, p: Profile, rng: random.Random) -> Expected:
@@ -610,9 +661,9 @@ async def probe(run: Run, big: bool, timeout: float) -> float | None:
 async def combined(run: Run, p: Profile, rng: random.Random) -> Expected:
     """The CI run: poison interleaved with good traffic, a kill -9, a second worker joining, another kill -9."""
     first = run.worker().start()
-    await run.produce(flood(p.events, p.customers, rng.randrange(1 << 30), p.big_payloads), chunk=2000)
-    expected = await asyncio.to_thread(expect, run.sent)
-    run.result.expected = len(expected.transactions)
+    seed = rng.randrange(1 << 30)
+    more = islice(mixed(1 << 40, p.customers, seed), p.events, None)  # the flood's good traffic, continued
+    await run.feed(list(flood(p.events, p.customers, seed, p.big_payloads)), more, p.rate, chunk=2000)
     second = run.worker()
     steps = [(0.2, first.kill, True), (0.45, second.start, False), (0.7, first.kill, True)]
     for fraction, action, restart in steps:
@@ -624,7 +675,7 @@ async def combined(run: Run, p: Profile, rng: random.Random) -> Expected:
         run.result.kills += restart
         run.result.rebalances += not restart
         run.result.recoveries.append(await run.recovery(since, marks, p.stall_s))
-    return expected
+    return await run.fed()
 
 
 SCENARIOS: dict[str, tuple[Scenario, dict[str, str]]] = {

@@ -20,6 +20,7 @@ async def test_kill_9_and_a_rebalance_under_poison_lose_nothing(kafka: KafkaBrok
     report = result.report
     assert report is not None, result.notes
     assert (result.kills, result.rebalances) == (2, 1)
+    assert result.late_faults == 0 and all(result.recoveries), "every fault while the stream flowed, then output"
     assert not report.missing, f"lost transactions: {result.notes}"
     assert not (report.wrong or report.unexpected or report.summaries_wrong), report
     assert not report.conflicting, report.conflicting
@@ -35,6 +36,7 @@ async def test_exactly_once_through_kill_9_shows_no_duplicate(kafka: KafkaBroker
     report = result.report
     assert report is not None, result.notes
     assert result.kills == 2
+    assert result.late_faults == 0 and all(result.recoveries), "every fault while the stream flowed, then output"
     assert report.ok, report
     assert result.duplicates == 0, f"{report.redelivered} transactions and {report.dlq_redelivered} dead letters again"
     assert not any(note.startswith("committed offsets behind") for note in result.notes), result.notes
