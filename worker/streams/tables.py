@@ -63,7 +63,7 @@ class CustomerTable:
     """Read customer states from a Faust table of raw bytes, with the states used last also kept decoded.
 
     A reader decoded a customer's state from its bytes for each batch that touched the customer, and encoded
-    it again: in a stream of 50,000 events over 2,000 customers, keeping the states decoded saved 8% of the
+    it again: in the bench's stream over 2,000 customers, keeping the states decoded saved 8% of the
     reader's instructions. A decoded state takes about 2 KB against 360 bytes encoded, so only the `cached`
     most recently read or written are kept. A kept state is used while the store holds the very bytes it
     was kept with: an entry recovered from the changelog, or deleted, is never read from the cache.
