@@ -686,6 +686,7 @@ SCENARIOS: dict[str, tuple[Scenario, dict[str, str]]] = {
     "soak": (soak, {"OBJECT_RETENTION_S": str(SOAK_RETENTION_S), "DEDUPE_RETENTION_S": str(SOAK_RETENTION_S)}),
     "eos-kill9": (exactly_once_kill, EOS),
     "eos-scale": (scale, {"PARTITIONS": "8", **EOS}),
+    "direct-scale": (scale, {"PARTITIONS": "8", "SKIP_REPARTITION": "true"}),
     "combined": (combined, {"PARTITIONS": "8"}),
 }
 DEFAULT = [name for name in SCENARIOS if name != "combined"]
