@@ -482,7 +482,7 @@ async def fault_at(run: Run, fraction: float, rng: random.Random, p: Profile) ->
         run.result.notes.append(f"FINDING: the fault at {fraction:.0%} came once the stream had ended")
 
 
-def flowing(events: int, customers: int, seed: int) -> tuple[list[Message], Iterator[Message]]:
+def endless(events: int, customers: int, seed: int) -> tuple[list[Message], Iterator[Message]]:
     """A mixed stream's first `events` messages, and an endless rest of it."""
     stream = mixed(1 << 40, customers, seed)
     return list(islice(stream, events)), stream
@@ -491,7 +491,7 @@ def flowing(events: int, customers: int, seed: int) -> tuple[list[Message], Iter
 async def kill9(run: Run, p: Profile, rng: random.Random, kills: int | None = None) -> Expected:
     """kill -9 the worker at random moments of the stream, restarting it each time."""
     proc = run.worker().start()
-    await run.feed(*flowing(p.events, p.customers, rng.randrange(1 << 30)), p.rate)
+    await run.feed(*endless(p.events, p.customers, rng.randrange(1 << 30)), p.rate)
     for fraction in sorted(rng.uniform(0.05, 0.95) for _ in range(p.kills if kills is None else kills)):
         await fault_at(run, fraction, rng, p)
         since, marks = time.monotonic(), run.marks()
@@ -505,7 +505,7 @@ async def kill9(run: Run, p: Profile, rng: random.Random, kills: int | None = No
 async def scale(run: Run, p: Profile, rng: random.Random) -> Expected:
     """Start a 2nd and a 3rd worker, then kill -9 one and stop another gracefully (8 partitions)."""
     first = run.worker().start()
-    await run.feed(*flowing(p.events, p.customers, rng.randrange(1 << 30)), p.rate)
+    await run.feed(*endless(p.events, p.customers, rng.randrange(1 << 30)), p.rate)
     second, third = run.worker(), run.worker()
     steps: list[tuple[float, Callable[[], Awaitable[None]]]] = [
         (0.15, _async(second.start)),
@@ -540,7 +540,7 @@ async def _stop(run: Run, proc: WorkerProcess) -> None:
 async def broker_restart(run: Run, p: Profile, rng: random.Random) -> Expected:
     """Stop and start the broker (same port and data) mid-stream; the worker must ride through."""
     proc = run.worker().start()
-    await run.feed(*flowing(p.events, p.customers, rng.randrange(1 << 30)), p.rate)
+    await run.feed(*endless(p.events, p.customers, rng.randrange(1 << 30)), p.rate)
     await fault_at(run, rng.uniform(0.3, 0.5), rng, p)
     since = time.monotonic()
     await asyncio.to_thread(run.broker.stop)
@@ -662,7 +662,7 @@ async def combined(run: Run, p: Profile, rng: random.Random) -> Expected:
     """The CI run: poison interleaved with good traffic, a kill -9, a second worker joining, another kill -9."""
     first = run.worker().start()
     seed = rng.randrange(1 << 30)
-    more = islice(mixed(1 << 40, p.customers, seed), p.events, None)  # the flood's good traffic, continued
+    _, more = endless(p.events, p.customers, seed)  # the rest of the flood's good traffic
     await run.feed(list(flood(p.events, p.customers, seed, p.big_payloads)), more, p.rate, chunk=2000)
     second = run.worker()
     steps = [(0.2, first.kill, True), (0.45, second.start, False), (0.7, first.kill, True)]
