@@ -58,6 +58,8 @@ class Profile:
     soak_events: int
     eos_kills: int
     customers: int = 2000
+    changes: int = 12
+    """Workers joining, leaving and killed in `churn`."""
     soak_customers: int = 2_000
     stall_s: float = 120.0
     timeout_s: float = 1800.0
@@ -68,7 +70,9 @@ class Profile:
 
 
 SHORT = Profile(events=20_000, kills=2, poison_events=10_000, big_payloads=2, soak_events=100_000, eos_kills=2)
-FULL = Profile(events=50_000, kills=10, poison_events=50_000, big_payloads=5, soak_events=1_000_000, eos_kills=5)
+FULL = Profile(
+    events=50_000, kills=10, poison_events=50_000, big_payloads=5, soak_events=1_000_000, eos_kills=5, changes=40
+)
 SOAK_RETENTION_S = 24 * 3600
 """The soak's event-id and object retention. The sample stream's event time moves one second per event, so
 state stops growing once a window is full, 86,400 events in; with the 7-day default the 1M-event soak would
@@ -523,6 +527,46 @@ async def scale(run: Run, p: Profile, rng: random.Random) -> Expected:
     return await run.fed()
 
 
+async def churn(run: Run, p: Profile, rng: random.Random) -> Expected:
+    """Up to three workers join, stop gracefully and are killed -9 at random, 0.5–3 s apart, each change before
+    the last one's rebalance is over (8 partitions). Then every stopped worker starts again (one is stopped
+    first if none is), a change that always rebalances (a worker killed before it joined does not), and the
+    recovery from it is timed."""
+    pool = [run.worker() for _ in range(3)]
+    pool[0].start()
+    await run.feed(*endless(p.events, p.customers, rng.randrange(1 << 30)), p.rate)
+    await fault_at(run, 0.05, rng, p)
+    stopping: dict[int, asyncio.Task[None]] = {}  # by pool index
+    for _ in range(p.changes):
+        await asyncio.sleep(rng.uniform(0.5, 3.0))  # a random moment, on purpose
+        stopping = {i: task for i, task in stopping.items() if not task.done()}
+        live = [i for i, proc in enumerate(pool) if proc.alive and i not in stopping]
+        idle = [proc for proc in pool if not proc.alive]
+        actions = (["start"] if idle else []) + (["stop", "kill"] if len(live) > 1 else [])
+        if not actions:  # two of three workers still stopping
+            continue
+        action = rng.choice(actions)
+        if action == "start":
+            rng.choice(idle).start()
+        elif action == "stop":
+            i = rng.choice(live)
+            stopping[i] = asyncio.create_task(_stop(run, pool[i]))
+        else:
+            pool[rng.choice(live)].kill()
+            run.result.kills += 1
+        run.result.rebalances += 1
+    await asyncio.gather(*stopping.values())
+    if all(proc.alive for proc in pool):
+        await _stop(run, rng.choice(pool))
+    since, marks = time.monotonic(), run.marks()
+    for proc in pool:
+        if not proc.alive:
+            proc.start()
+    run.result.rebalances += 1
+    run.result.recoveries.append(await run.recovery(since, marks, p.stall_s))
+    return await run.fed()
+
+
 def _async(action: Callable[[], object]) -> Callable[[], Awaitable[None]]:
     async def run_it() -> None:
         action()
@@ -687,6 +731,7 @@ SCENARIOS: dict[str, tuple[Scenario, dict[str, str]]] = {
     "eos-kill9": (exactly_once_kill, EOS),
     "eos-scale": (scale, {"PARTITIONS": "8", **EOS}),
     "direct-scale": (scale, {"PARTITIONS": "8", "SKIP_REPARTITION": "true"}),
+    "churn": (churn, {"PARTITIONS": "8"}),
     "combined": (combined, {"PARTITIONS": "8"}),
 }
 DEFAULT = [name for name in SCENARIOS if name != "combined"]
