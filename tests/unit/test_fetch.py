@@ -10,7 +10,7 @@ from faust.types import TP, Message
 
 from worker.app import LedgerApp, create_app
 from worker.settings import Settings
-from worker.streams.fetch import LedgerConsumer, wait_when_idle
+from worker.streams.fetch import LedgerConsumer, StoppingFetcher, wait_when_idle
 from worker.streams.inbox import Inbox
 
 SETTINGS = Settings(
@@ -172,3 +172,25 @@ async def test_a_suspension_stops_a_changelog_fetch_between_or_within_deliveries
     await asyncio.wait_for(handing, 5)
     assert delivered == [0], "the rest waits for the seek back"
     assert consumer._read_offset[changelog] == 0
+
+
+async def test_a_fetch_loop_cancelled_while_the_worker_rebalances_ends_the_fetcher_without_a_crash() -> None:
+    app, consumer, _ = reading()
+    fetcher = app._fetcher
+    assert isinstance(fetcher, StoppingFetcher)
+    fetching = asyncio.Event()
+
+    async def wait_next_records(timeout: float) -> tuple[Any, set[TP]]:
+        fetching.set()
+        await asyncio.Event().wait()
+        raise AssertionError("not reached")
+
+    consumer._wait_next_records = wait_next_records  # type: ignore[method-assign]
+    app.rebalancing = True
+    task = asyncio.ensure_future(fetcher._fetcher.fun(fetcher))  # type: ignore[attr-defined]
+    await fetching.wait()
+    task.cancel()
+    await asyncio.wait_for(task, timeout=5)
+
+    assert task.exception() is None and not fetcher._crashed.is_set(), "Faust's crashed on its missing supervisor"
+    assert fetcher._shutdown.is_set()

@@ -17,10 +17,12 @@ does not use (see `offsets`), and end offsets for its own monitor, which
 nothing here reads; neither is recorded.
 """
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any, ClassVar, cast
 
 from aiokafka.consumer.fetcher import Fetcher
+from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP, Message
 from mode import Service, ServiceT
@@ -187,7 +189,27 @@ class LedgerConsumer(AckedCommitConsumer):
             self.log.warning("exception performing seek when flow not active %r", exc)
 
 
+class StoppingFetcher(faust_consumer.Fetcher):
+    """Faust's fetcher service, which ends when its fetch loop is cancelled.
+
+    Faust's takes a cancellation during a rebalance for a restart: it crashes itself and wakes its supervisor,
+    which it has none of (`AttributeError`), and the crash reaches the worker. A worker stopped (SIGTERM) while
+    it rebalanced exited with code 1 after two tracebacks, seen in the chaos suite's `churn`. A cancellation
+    comes from the fetcher's stop, on the worker's stop or a rebalance's, and the rebalance starts it again.
+    """
+
+    @Service.task
+    async def _fetcher(self) -> None:
+        try:
+            await cast(LedgerConsumer, self.app.consumer)._drain_messages(self)
+        except asyncio.CancelledError:
+            self.log.info("Fetch loop cancelled: stopping")
+        finally:
+            self.set_shutdown()
+
+
 class LedgerTransport(driver.Transport):
-    """The aiokafka transport with `LedgerConsumer`."""
+    """The aiokafka transport with `LedgerConsumer` and `StoppingFetcher`."""
 
     Consumer: ClassVar[type[driver.Consumer]] = LedgerConsumer
+    Fetcher: ClassVar[type[ServiceT]] = StoppingFetcher
