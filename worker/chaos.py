@@ -18,12 +18,12 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from itertools import islice
+from itertools import islice, pairwise
 from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from worker.brokers.kafka import KafkaBroker, fetch_libs
@@ -98,6 +98,8 @@ class Result:
     zero_duplicates: bool = False
     late_faults: int = 0
     """Faults that came once the stream had ended."""
+    stale: int = 0
+    """Customers whose state changelog went back (`stale_states`)."""
 
     @property
     def lost(self) -> int:
@@ -120,9 +122,9 @@ class Result:
 
     @property
     def ok(self) -> bool:
-        """No loss, nothing wrong, no conflicting records, every fault in the stream; with exactly-once also no
-        duplicates."""
-        if self.report is None or not self.report.ok or self.late_faults:
+        """No loss, nothing wrong, no conflicting records, no state written back, every fault in the stream;
+        with exactly-once also no duplicates."""
+        if self.report is None or not self.report.ok or self.late_faults or self.stale:
             return False
         return not (self.zero_duplicates and self.duplicates)
 
@@ -457,6 +459,8 @@ async def evidence(run: Run, report: Report) -> None:
         by_partition = Counter(f"{t}[{p}]" for t, p, _o in where.values())
         examples = sorted(where.values())[:8]
         run.result.notes.append(f"lost transactions by input partition: {dict(by_partition)}; e.g. {examples}")
+        if not run.settings.get("SKIP_REPARTITION"):
+            run.result.notes.append(await hop_evidence(run, set(where.values())))
     if report.dlq_missing:
         run.result.notes.append(f"lost dead letters: {sorted(report.dlq_missing)[:8]}")
     if report.conflicting:
@@ -469,6 +473,72 @@ async def evidence(run: Run, report: Report) -> None:
             f"duplicated transactions {twice[:5]} from inputs {sorted(sources_of(run.sent, set(twice)).values())[:5]}; "
             f"duplicated dead letters of inputs {[s for s, n in letters.items() if n > 1][:5]}"
         )
+
+
+async def read_whole(bootstrap: str, topic: str, partitions: int) -> list[Any]:
+    """Every committed record of `topic` (of `partitions`), partition by partition in offset order."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed")
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        ends = await consumer.end_offsets(parts)
+        found: dict[int, list[Any]] = {tp.partition: [] for tp in parts}
+        while any([await consumer.position(tp) < ends[tp] for tp in parts]):
+            for tp, records in (await consumer.getmany(timeout_ms=1000)).items():
+                found[tp.partition].extend(records)
+        return [r for p in sorted(found) for r in found[p]]
+    finally:
+        await consumer.stop()
+
+
+async def hop_evidence(run: Run, lost: set[Source]) -> str:
+    """Where the lost transactions' input messages are on the by-customer topic (the hop), with the group's
+    committed offset of each partition they are on: a message missing there was lost by the router."""
+    values = {source: value for source, _key, value in run.sent if source in lost}
+    topic = f"{run.names.app_id}-ledger-by-customer"
+    hops: dict[bytes | None, list[tuple[int, int]]] = {}
+    for r in await read_whole(run.broker.bootstrap, topic, int(run.settings["PARTITIONS"])):
+        hops.setdefault(r.value, []).append((r.partition, r.offset))
+    admin = AIOKafkaAdminClient(bootstrap_servers=run.broker.bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(run.names.app_id)
+    finally:
+        await admin.close()
+    found = []
+    for source, value in sorted(values.items()):
+        marks = [f"[{p}]@{o} (committed {committed.get(TopicPartition(topic, p))})" for p, o in hops.get(value, [])]
+        found.append(f"{source[0].rsplit('.', 2)[-2]}[{source[1]}]@{source[2]} -> {marks or 'not forwarded'}")
+    return "lost inputs on the by-customer topic: " + "; ".join(found[:12])
+
+
+async def stale_states(run: Run) -> list[str]:
+    """Customers whose state changelog has a write with fewer transactions posted than one before it (see
+    `went_back`), as a FINDING note; counted in the result."""
+    posted: dict[bytes, list[int]] = {}
+    topic = f"{run.names.app_id}-customers-changelog"
+    for r in await read_whole(run.broker.bootstrap, topic, int(run.settings["PARTITIONS"])):
+        if r.value is not None:
+            posted.setdefault(r.key, []).append(orjson.loads(r.value).get("posted", 0))
+    back, at_end = went_back(posted)
+    run.result.stale = len(back)
+    if not back:
+        return []
+    return [f"FINDING: {len(back)} customers' state went back in the changelog, {len(at_end)} at its end: {back[:5]}"]
+
+
+def went_back(posted: dict[bytes, list[int]]) -> tuple[list[bytes], list[bytes]]:
+    """The customers whose `posted` counts, in changelog order, ever go down, and those of them whose last is
+    below an earlier one.
+
+    A state is written again the same on a replay, never with fewer transactions: a lower count is a state
+    written late, by a worker that no longer owned its partition. A recovery reads the last write, so one at
+    the end rolls the customer back.
+    """
+    back = sorted(key for key, seq in posted.items() if any(b < a for a, b in pairwise(seq)))
+    return back, [key for key in back if posted[key][-1] < max(posted[key])]
 
 
 # ---------------------------------------------------------------- scenarios
@@ -769,6 +839,7 @@ async def run_scenario(broker: KafkaBroker, root: Path, name: str, profile: Prof
         run.result.report = report
         run.result.zero_duplicates = name.startswith("eos")
         await evidence(run, report)
+        run.result.notes.extend(await stale_states(run))
         if any(proc.alive for proc in run.workers):
             lag = await commit_lag(run)
             if lag:
