@@ -1,10 +1,11 @@
 """The bench starts a run once the broker and the workers are quiet, pauses the workers while it writes, and
 offers the latency runs half the worker's rate unless told a rate."""
 
+import gc
 import subprocess
 import sys
 
-from worker.bench import offered_rate, parse_args, paused, quiet
+from worker.bench import collector_off, offered_rate, parse_args, paused, quiet
 
 
 async def test_quiet_processes_are_waited_for_one_window() -> None:
@@ -37,3 +38,10 @@ def test_the_latency_runs_are_offered_half_the_workers_rate_or_the_rate_given() 
     assert offered_rate(parse_args([]), 18_000.0) == 9_000.0
     assert offered_rate(parse_args([]), 0.5) == 1.0
     assert offered_rate(parse_args(["--latency-rate", "8000"]), 18_000.0) == 8_000.0
+
+
+def test_the_driver_times_with_its_cyclic_collector_off_and_turns_it_back_on() -> None:
+    assert gc.isenabled()
+    with collector_off():
+        assert not gc.isenabled()
+    assert gc.isenabled()
