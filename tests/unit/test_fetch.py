@@ -194,3 +194,33 @@ async def test_a_fetch_loop_cancelled_while_the_worker_rebalances_ends_the_fetch
 
     assert task.exception() is None and not fetcher._crashed.is_set(), "Faust's crashed on its missing supervisor"
     assert fetcher._shutdown.is_set()
+
+
+async def test_lists_whose_put_a_rebalance_interrupts_are_not_recorded_as_read() -> None:
+    """The revocation forgets the read offsets, then stops the flow; a put waiting for flow then returns, and
+    recording its lists as read would filter them out of the next generation's fetch from the committed offset.
+    """
+    app, consumer, inbox = reading()
+    tp = TP(app.ledger_topics.sources.topics[0], 0)
+    fetches = [{tp: [record(tp, 7), record(tp, 8)]}]
+    revoked = asyncio.Event()
+
+    async def wait_next_records(timeout: float) -> tuple[Any, set[TP]]:
+        if fetches:
+            return fetches.pop(0), {tp}
+        await revoked.wait()
+        consumer._stopped.set()
+        return {}, set()
+
+    consumer._wait_next_records = wait_next_records  # type: ignore[method-assign]
+    app.flow_control.suspend()  # the put waits for flow (as it does while a recovery holds it)
+    drain = asyncio.create_task(consumer._drain_messages(consumer))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert inbox.queue.empty() and not drain.done(), "the put waits"
+    consumer._read_offset.pop(tp, None)  # what the revocation does first,
+    consumer.stop_flow()  # then it stops the flow
+    revoked.set()
+    await asyncio.wait_for(drain, timeout=5)
+
+    assert consumer._read_offset[tp] is None, "recorded as read, offsets 7 and 8 would be skipped when fetched again"
