@@ -802,6 +802,8 @@ SCENARIOS: dict[str, tuple[Scenario, dict[str, str]]] = {
     "eos-scale": (scale, {"PARTITIONS": "8", **EOS}),
     "direct-scale": (scale, {"PARTITIONS": "8", "SKIP_REPARTITION": "true"}),
     "churn": (churn, {"PARTITIONS": "8"}),
+    "eos-churn": (churn, {"PARTITIONS": "8", **EOS}),
+    "direct-churn": (churn, {"PARTITIONS": "8", "SKIP_REPARTITION": "true"}),
     "combined": (combined, {"PARTITIONS": "8"}),
 }
 DEFAULT = [name for name in SCENARIOS if name != "combined"]
