@@ -146,7 +146,7 @@ class LedgerConsumer(AckedCommitConsumer):
         A rebalance that stops the flow meanwhile forgets the read offsets of its partitions, and the lists
         are dropped. Recorded as read after that, they made the next generation filter the same records out
         of its fetches from the committed offset: the events between were never handled, and later acks
-        committed over them (`churn` lost 6 transactions and got 14 wrong in one run of 15).
+        committed over them (likely why one full `churn` run lost 6 transactions and got 14 wrong).
         """
         await self._maybe_commit()
 
