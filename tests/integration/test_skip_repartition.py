@@ -10,7 +10,6 @@ import asyncio
 import aiohttp
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.partitioner import DefaultPartitioner
 
@@ -18,6 +17,7 @@ from tests.conftest import WORKER_SETTINGS
 from tests.integration.conftest import Rig
 from tests.integration.test_api import wait_ready
 from tests.integration.test_worker import kill_9_during, settle
+from worker.chaos import read_whole
 from worker.core.decode import decode
 from worker.core.errors import LedgerError
 from worker.core.ledger import customer_of, is_handled
@@ -53,23 +53,11 @@ def forwarded_sources(sent: list[tuple[Source, bytes | None, bytes | None]]) -> 
 
 async def by_customer_sources(rig: Rig) -> list[Source]:
     """The input each by-customer record was forwarded from, read from the topic's start to its end."""
-    topic = f"{rig.names.app_id}-ledger-by-customer"
-    consumer = AIOKafkaConsumer(bootstrap_servers=rig.kafka.bootstrap, isolation_level="read_committed")
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        out: list[Source] = []
-        while any([await consumer.position(tp) < end for tp, end in ends.items()]):
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                for record in records:
-                    topic_, partition, offset, _key, _ts = orjson.loads(dict(record.headers)[SOURCE_HEADER])
-                    out.append((topic_, partition, offset))
-        return out
-    finally:
-        await consumer.stop()
+    out: list[Source] = []
+    for record in await read_whole(rig.kafka.bootstrap, f"{rig.names.app_id}-ledger-by-customer", PARTITIONS):
+        topic, partition, offset, _key, _ts = orjson.loads(dict(record.headers)[SOURCE_HEADER])
+        out.append((topic, partition, offset))
+    return out
 
 
 @pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
