@@ -480,7 +480,7 @@ async def run(options: argparse.Namespace, broker: BrokerProcess, workdir: Path)
         worker_records_rate = await span_rate(bootstrap, outputs, wanted, options.timeout, since=resumed)
         cpu = sum(cpu_seconds(w.pid) for w in workers) - cpu_before
         worker_rate = worker_records_rate * len(messages) / wanted
-        state_bytes = await entry_bytes(bootstrap, f"{names.app_id}-customers-changelog")
+        state_bytes = await entry_bytes(bootstrap, names.customers_changelog)
         offered = offered_rate(options, worker_rate)
         count = max(100, int(offered * options.latency_seconds))
         later = list(mixed(count, customers=options.customers, seed=2, start=1_800_000_000))

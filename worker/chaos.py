@@ -497,7 +497,7 @@ async def hop_evidence(run: Run, lost: set[Source]) -> str:
     """Where the lost transactions' input messages are on the by-customer topic (the hop), with the group's
     committed offset of each partition they are on: a message missing there was lost by the router."""
     values = {source: value for source, _key, value in run.sent if source in lost}
-    topic = f"{run.names.app_id}-ledger-by-customer"
+    topic = run.names.by_customer
     hops: dict[bytes | None, list[tuple[int, int]]] = {}
     for r in await read_whole(run.broker.bootstrap, topic, int(run.settings["PARTITIONS"])):
         hops.setdefault(r.value, []).append((r.partition, r.offset))
@@ -518,8 +518,7 @@ async def stale_states(run: Run) -> list[str]:
     """Customers whose state changelog has a write with fewer transactions posted than one before it (see
     `went_back`), as a FINDING note; counted in the result."""
     posted: dict[bytes, list[int]] = {}
-    topic = f"{run.names.app_id}-customers-changelog"
-    for r in await read_whole(run.broker.bootstrap, topic, int(run.settings["PARTITIONS"])):
+    for r in await read_whole(run.broker.bootstrap, run.names.customers_changelog, int(run.settings["PARTITIONS"])):
         if r.value is not None:
             posted.setdefault(r.key, []).append(orjson.loads(r.value).get("posted", 0))
     back, at_end = went_back(posted)

@@ -107,7 +107,7 @@ async def test_metrics_of_both_workers_add_up_to_the_traffic(pair: Pair) -> None
         assert total(m, "balance_state_bytes", table="customers") > 0
         latency = total(m, "balance_processing_seconds_count")
         assert latency > 0 and total(m, "balance_processing_seconds_sum") < latency * 30
-    by_customer = f"{pair.names.app_id}-ledger-by-customer"
+    by_customer = pair.names.by_customer
     lag_partitions = {
         dict(ls)["partition"]
         for m in both

@@ -54,7 +54,7 @@ def forwarded_sources(sent: list[tuple[Source, bytes | None, bytes | None]]) -> 
 async def by_customer_sources(rig: Rig) -> list[Source]:
     """The input each by-customer record was forwarded from, read from the topic's start to its end."""
     out: list[Source] = []
-    for record in await read_whole(rig.kafka.bootstrap, f"{rig.names.app_id}-ledger-by-customer", PARTITIONS):
+    for record in await read_whole(rig.kafka.bootstrap, rig.names.by_customer, PARTITIONS):
         topic, partition, offset, _key, _ts = orjson.loads(dict(record.headers)[SOURCE_HEADER])
         out.append((topic, partition, offset))
     return out

@@ -1,6 +1,7 @@
-"""The topics created before the consumer subscribes include every table's changelog."""
+"""The topics created before the consumer subscribes include every table's changelog; the harness names them alike."""
 
 from worker.app import create_app
+from worker.harness.worker_process import Names
 from worker.settings import Settings
 from worker.streams.topics import new_topics
 
@@ -17,3 +18,10 @@ def test_every_changelog_is_created_up_front_compacted_and_co_partitioned() -> N
     assert created[f"{settings.app_id}-ledger-by-customer"].num_partitions == settings.partitions
     assert created[settings.topic_summaries].topic_configs["cleanup.policy"] == "compact"
     assert set(settings.input_topics) <= set(created)
+
+
+def test_the_harness_names_the_app_s_internal_topics_as_the_app_does() -> None:
+    names = Names("h")
+    app = create_app(Settings(**{k.lower(): v for k, v in names.settings().items()}))
+    assert names.by_customer == app.ledger_topics.by_customer.get_topic_name()
+    assert names.customers_changelog == app.tables["customers"].changelog_topic.get_topic_name()

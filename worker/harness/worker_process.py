@@ -39,6 +39,16 @@ class Names:
         """The app id (and consumer group)."""
         return f"{self.prefix}-app"
 
+    @property
+    def by_customer(self) -> str:
+        """The internal by-customer topic, named by the app (`worker/streams/topics.py`)."""
+        return f"{self.app_id}-ledger-by-customer"
+
+    @property
+    def customers_changelog(self) -> str:
+        """The customers table's changelog, named by Faust from the app id."""
+        return f"{self.app_id}-customers-changelog"
+
     def topic(self, setting: str) -> str:
         """The topic of a `BALANCE_TOPIC_<SETTING>` setting, e.g. `topic("dlq")`."""
         return f"{self.prefix}.{TOPIC_SETTINGS[setting]}"
