@@ -514,18 +514,18 @@ async def hop_evidence(run: Run, lost: set[Source]) -> str:
     return "lost inputs on the by-customer topic: " + "; ".join(found[:12])
 
 
-async def stale_states(run: Run) -> list[str]:
+async def stale_states(run: Run) -> None:
     """Customers whose state changelog has a write with fewer transactions posted than one before it (see
-    `went_back`), as a FINDING note; counted in the result."""
+    `went_back`): counted in the result, with a FINDING note."""
     posted: dict[bytes, list[int]] = {}
     for r in await read_whole(run.broker.bootstrap, run.names.customers_changelog, int(run.settings["PARTITIONS"])):
         if r.value is not None:
             posted.setdefault(r.key, []).append(orjson.loads(r.value).get("posted", 0))
     back, at_end = went_back(posted)
     run.result.stale = len(back)
-    if not back:
-        return []
-    return [f"FINDING: {len(back)} customers' state went back in the changelog, {len(at_end)} at its end: {back[:5]}"]
+    if back:
+        went = f"{len(back)} customers' state went back in the changelog, {len(at_end)} at its end"
+        run.result.notes.append(f"FINDING: {went}: {back[:5]}")
 
 
 def went_back(posted: dict[bytes, list[int]]) -> tuple[list[bytes], list[bytes]]:
@@ -840,7 +840,7 @@ async def run_scenario(broker: KafkaBroker, root: Path, name: str, profile: Prof
         run.result.report = report
         run.result.zero_duplicates = name.startswith("eos")
         await evidence(run, report)
-        run.result.notes.extend(await stale_states(run))
+        await stale_states(run)
         if any(proc.alive for proc in run.workers):
             lag = await commit_lag(run)
             if lag:
