@@ -29,8 +29,12 @@ def main() -> None:
         importlib.import_module(TOOLS[sys.argv[1]]).main(sys.argv[2:])
         return
     from worker.app import create_app
+    from worker.streams.sinks import FENCED_EXIT_CODE, Fenced
 
     app = create_app(load_settings())
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
-    app.main()
+    try:
+        app.main()
+    except Fenced:
+        raise SystemExit(FENCED_EXIT_CODE) from None

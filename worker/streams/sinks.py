@@ -82,6 +82,19 @@ def _merged(changes: Changes, later: Changes) -> Changes:
     return changes
 
 
+class Fenced(BaseException):
+    """Another worker owns a transactional id of this one: the worker must stop, writing nothing more.
+
+    Not an `Exception`, which `retrying` would retry, and not a `SystemExit`, which asyncio raises out of the
+    event loop: the worker then waited at exit for Faust's consumer thread, which nothing stopped, and hung.
+    A reader's commit task that ends with it crashes the app (`Pipeline`), which stops, and the command exits
+    with `FENCED_EXIT_CODE`.
+    """
+
+
+FENCED_EXIT_CODE = 3
+
+
 class Sink(Protocol):
     """Makes a handled batch durable; its events may be acked once `commit` returns."""
 
@@ -237,7 +250,7 @@ class TransactionalSink:
             except ProducerFenced:
                 log.error("transactional id %s was fenced: another worker owns its partition; stopping", tid)
                 await self._drop(tid)
-                raise SystemExit(3) from None
+                raise Fenced(tid) from None
             except Exception:  # retried with a new producer, whose start aborts the open transaction
                 await self._drop(tid)
                 raise
