@@ -7,6 +7,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from tests.conftest import WORKER_SETTINGS
 from tests.integration.conftest import Rig
 from worker.brokers.tansu import TansuBroker
 from worker.harness.worker_process import Names, WorkerProcess
@@ -43,11 +44,13 @@ async def test_a_worker_whose_producers_another_owner_fenced_exits_with_code_3(r
 
     await rig.producer.send(topic, b"cus_f", adjustment(1))
     await rig.collector.wait_until(lambda out: len(out.transactions) == 1, TIMEOUT, "the first transaction")
+    # each reader's id for each partition of each topic group (Faust numbers the groups by partition count)
+    partitions = int(WORKER_SETTINGS["PARTITIONS"])
     ids = [
         f"{rig.names.app_id}-{reader}-{group}-{p}"
         for reader in ("ingest", "ledger")
-        for group in range(3)
-        for p in range(8)
+        for group in range(4)
+        for p in range(partitions)
     ]
     fencers = await asyncio.gather(*(fence(rig.kafka.bootstrap, tid) for tid in ids))
     try:
