@@ -11,6 +11,7 @@ TOOLS = {
     "bench": "worker.bench",
     "contracts": "worker.contracts",
     "chaos": "worker.chaos",
+    "reader-bench": "worker.reader_bench",
 }
 """Subcommands that are not Faust's: each module's `main(argv)` runs it."""
 

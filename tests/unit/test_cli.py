@@ -1,4 +1,5 @@
-"""`balance-worker worker` runs the app with the collector tuned (see `GC_THRESHOLDS`)."""
+"""`balance-worker worker` runs the app with the collector tuned (see `GC_THRESHOLDS`), and exits with code 3
+when the app stopped because another worker fenced it."""
 
 import gc
 import sys
@@ -7,6 +8,7 @@ from typing import Any
 import pytest
 
 from worker import cli
+from worker.streams.sinks import FENCED_EXIT_CODE, Fenced
 
 
 def test_the_worker_runs_with_the_tuned_collector_and_startup_objects_frozen(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -37,3 +39,21 @@ def test_standby_replicas_reach_faust() -> None:
     assert create_app(Settings(kafka_bootstrap_servers="127.0.0.1:1")).conf.table_standby_replicas == 0
     app = create_app(Settings(kafka_bootstrap_servers="127.0.0.1:1", standby_replicas=2))
     assert app.conf.table_standby_replicas == 2
+
+
+def test_a_worker_that_stopped_because_it_was_fenced_exits_with_code_3(monkeypatch: pytest.MonkeyPatch) -> None:
+    class App:
+        def main(self) -> None:
+            raise Fenced("app-ledger-1-0")  # mode re-raises a crash's reason once the worker has stopped
+
+    monkeypatch.setattr(sys, "argv", ["balance-worker", "worker"])
+    monkeypatch.setattr("worker.app.create_app", lambda settings: App())
+    monkeypatch.setenv("BALANCE_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    threshold = gc.get_threshold()
+    try:
+        with pytest.raises(SystemExit) as exited:
+            cli.main()
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
+    assert exited.value.code == FENCED_EXIT_CODE == 3

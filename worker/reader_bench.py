@@ -1,0 +1,142 @@
+"""`balance-worker reader-bench`: the ledger's reader alone, in one process, over the bench's stream.
+
+No broker. The stream sits on its customers' partitions, keyed by customer as `BALANCE_SKIP_REPARTITION`
+wants it, and goes to the reader (`Pipeline.direct`) in batches of `--batch`. Each commit's records are built
+into produce batches, as `send_batched` builds them, and then dropped. It prints JSON, with the reader's CPU
+time per event: the part of the worker's cost that the broker and the machine's neighbours do not move, so
+that code changes can be compared by it (`bench` measures the whole worker on a broker).
+"""
+
+import argparse
+import asyncio
+import gc
+import json
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import faust
+from aiokafka.producer.message_accumulator import BatchBuilder
+from faust.types import TP, Message
+
+from worker.cli import GC_THRESHOLDS
+from worker.sample import mixed
+from worker.settings import Settings
+from worker.streams.history import History
+from worker.streams.pipeline import Pipeline
+from worker.streams.publish import key_hash
+from worker.streams.sinks import Batch, Events
+from worker.streams.tables import CustomerTable, changelog_records
+from worker.streams.topics import build_topics
+
+BATCH_BYTES = 1024 * 1024
+"""The sinks' producers' `max_batch_size`."""
+
+
+class MemoryInbox:
+    """Yields the prepared batches, then waits; counts the messages acked."""
+
+    def __init__(self, batches: Sequence[list[Message]]) -> None:
+        self.prepared = batches
+        self.acked = 0
+
+    async def batches(self, batch_max: int) -> AsyncIterator[list[Message]]:
+        """Each prepared batch, then nothing ever again."""
+        for batch in self.prepared:
+            yield batch
+        await asyncio.Event().wait()
+
+    def done(self, messages: Sequence[Message]) -> None:
+        """Count the acked messages."""
+        self.acked += len(messages)
+
+
+class DroppingSink:
+    """Builds each commit's produce batches, one per topic and partition, and drops them."""
+
+    committed_topics: frozenset[str] = frozenset()
+
+    def __init__(self, partitions: int) -> None:
+        self.partitions = partitions
+        self.records = 0
+
+    def groups(self, events: Events) -> dict[str, Events]:
+        """The whole batch commits together, as under at_least_once."""
+        return {"": events}
+
+    async def commit(self, events: Events, batch: Batch) -> None:
+        """Build the produce batches of the outputs and of the entries' changelog records."""
+        builders: dict[tuple[str, int], BatchBuilder] = {}
+        for r in [*batch.outputs(), *changelog_records(batch.changes)]:
+            partition = r.partition if r.partition is not None else key_hash(r.key or b"") % self.partitions
+            headers = list(r.headers.items()) if r.headers else None
+            builder = builders.get((r.topic, partition))
+            if builder is None or not builder.append(key=r.key, value=r.value, timestamp=None, headers=headers):
+                builder = builders[(r.topic, partition)] = BatchBuilder(BATCH_BYTES, 0, is_transactional=0)
+                builder.append(key=r.key, value=r.value, timestamp=None, headers=headers)
+            self.records += 1
+        for builder in builders.values():
+            builder.close()
+            builder._build()
+
+    async def claim(self, assigned: set[TP]) -> None:
+        """Nothing to claim."""
+
+    async def stop(self) -> None:
+        """Nothing to release."""
+
+
+def stream(settings: Settings, events: int, customers: int) -> list[Message]:
+    """The bench's stream (seed 1) as messages on the invoices topic, each on its customer's partition."""
+    topic, partitions = settings.topic_invoice_events, settings.partitions
+    offsets = [0] * partitions
+    messages = []
+    for key, value in mixed(events, customers=customers, seed=1):
+        partition = key_hash(key) % partitions
+        tp = TP(topic, partition)
+        messages.append(Message(topic, partition, offsets[partition], time.time(), 0, [], key, value, None, tp=tp))
+        offsets[partition] += 1
+    return messages
+
+
+async def run(events: int, customers: int, batch: int) -> dict[str, Any]:
+    """Read the stream once; the report."""
+    settings = Settings(kafka_bootstrap_servers="127.0.0.1:1", skip_repartition=True, batch_max=batch)
+    app = faust.App("reader-bench", broker="kafka://127.0.0.1:1")
+    table = CustomerTable(app, settings.partitions, settings.state_cache)
+    history = History(app, settings.partitions, settings.history_limit, table)
+    sink = DroppingSink(settings.partitions)
+    pipeline = Pipeline(app, settings, build_topics(app, settings), table, history, sink, sink)
+    messages = stream(settings, events, customers)
+    inbox = MemoryInbox([messages[i : i + batch] for i in range(0, len(messages), batch)])
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+    started, cpu = time.perf_counter(), time.process_time()
+    reader = asyncio.create_task(pipeline.direct(inbox))  # type: ignore[arg-type]  # the reader's part of an Inbox
+    while inbox.acked < len(messages):
+        if reader.done():
+            reader.result()
+            raise RuntimeError("the reader stopped before every event was acked")
+        await asyncio.sleep(0)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - started
+    reader.cancel()
+    return {
+        "events": len(messages),
+        "customers": customers,
+        "batch": batch,
+        "records": sink.records,
+        "cpu_us_per_event": round(cpu * 1e6 / len(messages), 1),
+        "events_per_cpu_s": round(len(messages) / cpu),
+        "wall_s": round(wall, 2),
+    }
+
+
+def main(argv: list[str]) -> None:
+    """`balance-worker reader-bench [--events N] [--customers N] [--batch N]`."""
+    parser = argparse.ArgumentParser(prog="balance-worker reader-bench", description=__doc__)
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--customers", type=int, default=10_000)
+    parser.add_argument("--batch", type=int, default=Settings.model_fields["batch_max"].default)
+    options = parser.parse_args(argv)
+    print(json.dumps(asyncio.run(run(options.events, options.customers, options.batch))), flush=True)
