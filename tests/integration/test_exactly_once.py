@@ -44,13 +44,9 @@ async def test_a_worker_whose_producers_another_owner_fenced_exits_with_code_3(r
 
     await rig.producer.send(topic, b"cus_f", adjustment(1))
     await rig.collector.wait_until(lambda out: len(out.transactions) == 1, TIMEOUT, "the first transaction")
-    # each reader's id for each partition of each topic group (Faust numbers the groups by partition count)
-    partitions = int(WORKER_SETTINGS["PARTITIONS"])
+    partitions = int(WORKER_SETTINGS["PARTITIONS"])  # every topic's: one topic group per reader
     ids = [
-        f"{rig.names.app_id}-{reader}-{group}-{p}"
-        for reader in ("ingest", "ledger")
-        for group in range(4)
-        for p in range(partitions)
+        f"{rig.names.app_id}-{reader}-{p}-of-{partitions}" for reader in ("ingest", "ledger") for p in range(partitions)
     ]
     fencers = await asyncio.gather(*(fence(rig.kafka.bootstrap, tid) for tid in ids))
     try:

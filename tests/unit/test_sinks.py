@@ -1,4 +1,5 @@
-"""The exactly_once sink's split of a batch: by owned partition, nothing it does not own, nothing twice."""
+"""The exactly_once sink: its split of a batch (by owned partition, nothing it does not own, nothing twice) and
+its transactional ids."""
 
 from types import SimpleNamespace
 from typing import Any
@@ -73,3 +74,16 @@ def test_each_agent_has_its_own_topics_and_at_least_once_keeps_whole_batches() -
     assert isinstance(plain, AckedSink)
     events = [event(TP("t", 0), 1), event(TP("t", 1), 2)]
     assert plain.groups(events) == {"": events}
+
+
+def test_a_partition_s_transactional_id_is_the_same_whatever_faust_numbers_its_topic_group() -> None:
+    sink = ledger_sink()
+    (topic,) = sink.committed_topics
+    sink.partition_counts = {topic: 8}
+    ids = []
+    for group in (0, 1):  # the first generation's number, without Faust's one-partition leader topic, and later ones
+        sink.app.assignor._topic_groups = {topic: group}
+        ids.append(sink.transactional_id(TP(topic, 5)))
+    assert ids == [f"{sink.app.conf.id}-ledger-5-of-8"] * 2
+    sink.partition_counts = {topic: 12}
+    assert sink.transactional_id(TP(topic, 5)) != ids[0], "topics of another partition count are another group"
