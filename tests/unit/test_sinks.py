@@ -11,8 +11,9 @@ from worker.settings import Settings
 from worker.streams.sinks import AckedSink, TransactionalSink
 
 
-def event(tp: TP, offset: int) -> Any:
-    return SimpleNamespace(tp=tp, offset=offset)
+def event(tp: TP, offset: int, generation: int = 0) -> Any:
+    """An event fetched in `generation` (an app that never joined a group is in generation 0)."""
+    return SimpleNamespace(tp=tp, offset=offset, generation_id=generation)
 
 
 def ledger_sink() -> TransactionalSink:
@@ -50,6 +51,22 @@ def test_events_faust_delivers_again_are_taken_once() -> None:
     taken = [[[e.offset for e in g] for g in sink.groups(batch).values()] for batch in (first, again)]
 
     assert taken == [[[10, 11, 12], [0]], [[13], [2]]]
+
+
+def test_events_fetched_before_the_last_rebalance_are_left_to_the_flow_that_reads_them_again() -> None:
+    sink = ledger_sink()
+    (topic,) = sink.committed_topics
+    p0 = TP(topic, 0)
+    sink.owners = {p0: "ledger-0"}
+    sink.next_offsets = {p0: 10}  # the committed offset, at the claim of generation 3
+    sink.app.consumer_generation_id = 3
+    stale = [event(p0, 14, generation=2), event(p0, 15, generation=2)]  # taken before the rebalance
+    flow = [event(p0, 10, generation=3), event(p0, 11, generation=3)]  # read again from the committed offset
+
+    taken = [[[e.offset for e in g] for g in sink.groups(batch).values()] for batch in (stale, flow)]
+
+    assert taken == [[], [[10, 11]]], "nothing between the committed offset and a stale event is skipped"
+    assert sink.next_offsets[p0] == 12
 
 
 def test_skipping_the_hop_gives_the_ledger_both_the_inputs_and_the_by_customer_topic() -> None:
