@@ -1,10 +1,11 @@
 """`balance-worker reader-bench`: the ledger's reader alone, in one process, over the bench's stream.
 
 No broker. The stream sits on its customers' partitions, keyed by customer as `BALANCE_SKIP_REPARTITION`
-wants it, and goes to the reader (`Pipeline.direct`) in batches of `--batch`. Each commit's records are built
-into produce batches, as `send_batched` builds them, and then dropped. It prints JSON, with the reader's CPU
-time per event: the part of the worker's cost that the broker and the machine's neighbours do not move, so
-that code changes can be compared by it (`bench` measures the whole worker on a broker).
+wants it, and goes to the reader (`Pipeline.direct`) in batches of `--batch`. Each commit goes through
+at_least_once's sink, whose `send_batched` builds its produce batches; a producer that is never started drops
+them, as if the broker acked them at once. It prints JSON, with the reader's CPU time per event: the part of
+the worker's cost that the broker and the machine's neighbours do not move, so that code changes can be
+compared by it (`bench` measures the whole worker on a broker).
 """
 
 import argparse
@@ -16,6 +17,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import faust
+from aiokafka import AIOKafkaProducer
 from aiokafka.producer.message_accumulator import BatchBuilder
 from faust.types import TP, Message
 
@@ -25,8 +27,8 @@ from worker.settings import Settings
 from worker.streams.history import History
 from worker.streams.pipeline import Pipeline
 from worker.streams.publish import key_hash
-from worker.streams.sinks import Batch, Events
-from worker.streams.tables import CustomerTable, changelog_records
+from worker.streams.sinks import AckedSink
+from worker.streams.tables import CustomerTable
 from worker.streams.topics import build_topics
 
 BATCH_BYTES = 1024 * 1024
@@ -51,39 +53,26 @@ class MemoryInbox:
         self.acked += len(messages)
 
 
-class DroppingSink:
-    """Builds each commit's produce batches, one per topic and partition, and drops them."""
-
-    committed_topics: frozenset[str] = frozenset()
+class DroppingProducer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka is untyped
+    """A producer that is never started: `send_batched` builds its batches as the sinks' producers would
+    (`start_producer`'s batch size), and each is dropped once built, as if the broker acked it."""
 
     def __init__(self, partitions: int) -> None:
-        self.partitions = partitions
+        super().__init__(bootstrap_servers="127.0.0.1:1", max_batch_size=BATCH_BYTES)
+        self.partition_set = set(range(partitions))
         self.records = 0
 
-    def groups(self, events: Events) -> dict[str, Events]:
-        """The whole batch commits together, as under at_least_once."""
-        return {"": events}
+    async def partitions_for(self, topic: str) -> set[int]:
+        """Every topic has the settings' partitions."""
+        return self.partition_set
 
-    async def commit(self, events: Events, batch: Batch) -> None:
-        """Build the produce batches of the outputs and of the entries' changelog records."""
-        builders: dict[tuple[str, int], BatchBuilder] = {}
-        for r in [*batch.outputs(), *changelog_records(batch.changes)]:
-            partition = r.partition if r.partition is not None else key_hash(r.key or b"") % self.partitions
-            headers = list(r.headers.items()) if r.headers else None
-            builder = builders.get((r.topic, partition))
-            if builder is None or not builder.append(key=r.key, value=r.value, timestamp=None, headers=headers):
-                builder = builders[(r.topic, partition)] = BatchBuilder(BATCH_BYTES, 0, is_transactional=0)
-                builder.append(key=r.key, value=r.value, timestamp=None, headers=headers)
-            self.records += 1
-        for builder in builders.values():
-            builder.close()
-            builder._build()
-
-    async def claim(self, assigned: set[TP]) -> None:
-        """Nothing to claim."""
-
-    async def stop(self) -> None:
-        """Nothing to release."""
+    async def send_batch(self, batch: BatchBuilder, topic: str, *, partition: int) -> asyncio.Future[None]:
+        """Build the batch, count its records and drop it: its ack is at once."""
+        batch._build()
+        self.records += batch.record_count()
+        acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        acked.set_result(None)
+        return acked
 
 
 def stream(settings: Settings, events: int, customers: int) -> list[Message]:
@@ -105,7 +94,8 @@ async def run(events: int, customers: int, batch: int) -> dict[str, Any]:
     app = faust.App("reader-bench", broker="kafka://127.0.0.1:1")
     table = CustomerTable(app, settings.partitions, settings.state_cache)
     history = History(app, settings.partitions, settings.history_limit, table)
-    sink = DroppingSink(settings.partitions)
+    sink = AckedSink(settings)  # at_least_once's commit, through a producer that drops what it sends
+    producer = sink.producer = DroppingProducer(settings.partitions)
     pipeline = Pipeline(app, settings, build_topics(app, settings), table, history, sink, sink)
     messages = stream(settings, events, customers)
     inbox = MemoryInbox([messages[i : i + batch] for i in range(0, len(messages), batch)])
@@ -122,7 +112,7 @@ async def run(events: int, customers: int, batch: int) -> dict[str, Any]:
         "events": len(messages),
         "customers": customers,
         "batch": batch,
-        "records": sink.records,
+        "records": producer.records,
         "cpu_us_per_event": round(cpu * 1e6 / len(messages), 1),
         "events_per_cpu_s": round(len(messages) / cpu),
         "wall_s": round(wall, 2),
