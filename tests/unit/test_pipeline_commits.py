@@ -13,7 +13,7 @@ from tests.unit.readers import Inbox, until
 from worker.settings import Settings
 from worker.streams.history import History
 from worker.streams.pipeline import WAITING_BATCHES, Pipeline
-from worker.streams.sinks import Batch, Events
+from worker.streams.sinks import Batch, Events, SinkStopped
 from worker.streams.tables import CustomerTable
 from worker.streams.topics import build_topics
 
@@ -27,6 +27,7 @@ class Sink:
         self.log = log
         self.release: dict[int, asyncio.Event] = {}
         self.fail: set[int] = set()
+        self.stopped: set[int] = set()
 
     def groups(self, events: Events) -> dict[str, Events]:
         parts: dict[str, list[Any]] = {}
@@ -40,6 +41,8 @@ class Sink:
         await self.gate(first).wait()
         if first in self.fail:
             raise RuntimeError("a bug")
+        if first in self.stopped:
+            raise SinkStopped("ledger-0")
         self.log.append(f"committed {first}")
 
     def gate(self, first: int) -> asyncio.Event:
@@ -143,6 +146,25 @@ async def test_a_commit_that_fails_crashes_the_worker_and_nothing_after_it_is_ac
         await settle()
         assert isinstance(crashed[0], RuntimeError)
         assert inbox.acked == [] and "commit [1]" not in log
+
+
+async def test_a_commit_ended_by_the_sink_s_stop_crashes_nothing_and_acks_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    crashed: list[BaseException] = []
+
+    async def crash(exc: BaseException) -> None:
+        crashed.append(exc)
+
+    async with running() as (log, sink, inbox, p):
+        monkeypatch.setattr(p.app, "crash", crash)
+        sink.stopped.add(0)
+        inbox.put(at(0))
+        await until(lambda: "commit [0]" in log)
+        sink.gate(0).set()
+        await settle()
+        assert crashed == [] and p.crashing is None, "the worker stops already"
+        assert inbox.acked == [], "its events are left for the next owner"
 
 
 def test_a_later_batch_joins_an_earlier_one_and_its_entries_win() -> None:

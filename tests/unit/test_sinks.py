@@ -1,14 +1,17 @@
 """The exactly_once sink: its split of a batch (by owned partition, nothing it does not own, nothing twice) and
 its transactional ids."""
 
+import asyncio
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from faust.types import TP
 
 from worker.app import create_app
 from worker.settings import Settings
-from worker.streams.sinks import AckedSink, TransactionalSink
+from worker.streams import sinks
+from worker.streams.sinks import AckedSink, Batch, SinkStopped, TransactionalSink
 
 
 def event(tp: TP, offset: int, generation: int = 0) -> Any:
@@ -104,3 +107,54 @@ def test_a_partition_s_transactional_id_is_the_same_whatever_faust_numbers_its_t
     assert ids == [f"{sink.app.conf.id}-ledger-5-of-8"] * 2
     sink.partition_counts = {topic: 12}
     assert sink.transactional_id(TP(topic, 5)) != ids[0], "topics of another partition count are another group"
+
+
+class Producer:
+    """A started producer, as far as the sink is concerned."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+async def test_a_stopped_sink_starts_no_producer_and_a_commit_retrying_then_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    started: list[str | None] = []
+
+    async def start_producer(settings: Settings, transactional_id: str | None = None) -> Producer:
+        started.append(transactional_id)
+        return Producer()
+
+    monkeypatch.setattr(sinks, "start_producer", start_producer)
+    sink = ledger_sink()
+    (topic,) = sink.committed_topics
+    p0 = TP(topic, 0)
+    sink.owners = {p0: "ledger-0"}
+    await sink.stop()
+    with pytest.raises(SinkStopped):
+        await asyncio.wait_for(sink.commit([event(p0, 4)], Batch()), 5)  # not a retry loop
+    assert started == [] and sink.producers == {}
+
+
+async def test_a_producer_that_started_while_the_sink_stopped_is_stopped_and_not_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    starting, proceed, made = asyncio.Event(), asyncio.Event(), Producer()
+
+    async def start_producer(settings: Settings, transactional_id: str | None = None) -> Producer:
+        starting.set()
+        await proceed.wait()
+        return made
+
+    monkeypatch.setattr(sinks, "start_producer", start_producer)
+    sink = ledger_sink()
+    claim = asyncio.ensure_future(sink._producer("ledger-0"))
+    await starting.wait()
+    await sink.stop()
+    proceed.set()
+    with pytest.raises(SinkStopped):
+        await claim
+    assert made.stopped and sink.producers == {}

@@ -45,7 +45,7 @@ from worker.settings import Settings
 from worker.streams.history import History
 from worker.streams.inbox import Inbox
 from worker.streams.publish import Record, key_hash
-from worker.streams.sinks import Batch, Events, Sink
+from worker.streams.sinks import Batch, Events, Sink, SinkStopped
 from worker.streams.source import Source
 from worker.streams.tables import CustomerTable, keep
 from worker.streams.topics import Topics
@@ -178,8 +178,9 @@ class Pipeline:
         self.history.kept(batch.transactions)
 
     def _crash_on_error(self, task: asyncio.Task[None]) -> None:
-        """Stop the worker when a commit failed otherwise than by retrying (nothing after it commits)."""
-        if not task.cancelled() and task.exception() is not None:
+        """Stop the worker when a commit failed otherwise than by retrying (nothing after it commits), unless
+        the worker stops already (`SinkStopped`)."""
+        if not task.cancelled() and not isinstance(task.exception(), SinkStopped | None):
             self.crashing = asyncio.ensure_future(self.app.crash(cast(BaseException, task.exception())))
 
     def partition_of(self, customer: bytes) -> int:

@@ -18,6 +18,7 @@ stops rather than write from state that is no longer its own.
 """
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -95,6 +96,17 @@ class Fenced(BaseException):
 FENCED_EXIT_CODE = 3
 
 
+class SinkStopped(BaseException):
+    """The sink was stopped, with the worker: it starts no producer, and a commit still retrying ends.
+
+    The worker's readers run until after the sinks stop and the consumer leaves the group. A commit that failed
+    then, and retried, started a new producer: under exactly_once its start could fence the partition's next
+    owner after that owner's claim, and its transaction, from this worker's old state, would then commit after
+    the new owner's. Not an `Exception`, which `retrying` would retry; the reader's commit task ends with it,
+    its events unacked for the next owner to read.
+    """
+
+
 class Sink(Protocol):
     """Makes a handled batch durable; its events may be acked once `commit` returns."""
 
@@ -168,6 +180,7 @@ class TransactionalSink:
         """Per owned partition, the offset after the last event taken (from the committed offset at the claim)."""
         self.partition_counts: dict[str, int] = {}
         """Each committed topic's partition count, read at the first claim: it names the topic's group."""
+        self.stopped = False
         # mode types handlers with a `signal` argument named by a string annotation that mypy cannot match
         app.on_partitions_revoked.connect(cast(Any, self.on_revoked))
 
@@ -244,7 +257,8 @@ class TransactionalSink:
 
         async def start(tid: str) -> None:
             async with self.locks[tid]:  # the broker may be restarting: retry until it answers
-                await retrying(lambda: self._producer(tid), f"starting producer {tid}", counted=False)
+                with contextlib.suppress(SinkStopped):  # a claim while the worker stops starts nothing
+                    await retrying(lambda: self._producer(tid), f"starting producer {tid}", counted=False)
 
         async def fetch() -> None:
             async with admin_client(self.settings.kafka_bootstrap_servers, aiokafka_security(self.settings)) as admin:
@@ -298,9 +312,16 @@ class TransactionalSink:
         self.partition_counts = counts
 
     async def _producer(self, tid: str) -> AIOKafkaProducer:
+        """The started producer of `tid`; none once the sink is stopped (`SinkStopped`)."""
         producer = self.producers.get(tid)
         if producer is None:
-            producer = self.producers[tid] = await start_producer(self.settings, transactional_id=tid)
+            if self.stopped:
+                raise SinkStopped(tid)
+            producer = await start_producer(self.settings, transactional_id=tid)
+            if self.stopped:  # stopped while this one started
+                await producer.stop()
+                raise SinkStopped(tid)
+            self.producers[tid] = producer
         return producer
 
     async def _drop(self, tid: str) -> None:
@@ -321,7 +342,8 @@ class TransactionalSink:
                 await self._drop(tid)
 
     async def stop(self) -> None:
-        """Close every producer."""
+        """Close every producer, and start none after."""
+        self.stopped = True
         for tid in list(self.producers):
             await self._drop(tid)
 
