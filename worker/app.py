@@ -1,5 +1,6 @@
 """The Faust app, built from settings."""
 
+import logging
 import socket
 from collections.abc import Awaitable, Callable
 
@@ -125,6 +126,8 @@ class LedgerApp(faust.App):
 
 def create_app(settings: Settings) -> LedgerApp:
     """A Faust app with its topics, the tables and the readers."""
+    for name in filter(None, (name.strip() for name in settings.debug_loggers.split(","))):
+        logging.getLogger(name).setLevel(logging.DEBUG)
     app = LedgerApp(
         settings.app_id,
         broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap_servers.split(",")],

@@ -297,9 +297,11 @@ async def _latency(
     return [(seen[txn] - sent_at[i]) * 1000 for i, txn in wanted.items() if txn in seen]
 
 
-async def quiet(pids: Sequence[int | None], window_s: float = 1.0, limit_s: float = 30.0) -> float:
-    """Wait until the processes together use under `QUIET_CORES` for a whole `window_s` (`limit_s` at most);
-    return the seconds waited.
+async def quiet(
+    pids: Sequence[int | None], window_s: float = 1.0, limit_s: float = 30.0, cores: float = QUIET_CORES
+) -> float:
+    """Wait until the processes together use under `cores` for a whole `window_s` (`limit_s` at most); return
+    the seconds waited.
 
     After the throughput run, Kafka spends several seconds at about a core of CPU (cleaning and compacting
     what it wrote): a latency run started at once measured that (medians of 250 ms for two seconds on the
@@ -309,7 +311,7 @@ async def quiet(pids: Sequence[int | None], window_s: float = 1.0, limit_s: floa
     while time.monotonic() - start < limit_s:
         before = sum(cpu_seconds(pid) for pid in pids)
         await asyncio.sleep(window_s)
-        if sum(cpu_seconds(pid) for pid in pids) - before < QUIET_CORES * window_s:
+        if sum(cpu_seconds(pid) for pid in pids) - before < cores * window_s:
             break
     return time.monotonic() - start
 

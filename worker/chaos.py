@@ -40,7 +40,8 @@ Sent = tuple[Source, bytes | None, bytes | None]
 
 INPUTS = ("invoice_events", "credit_note_events", "checkout_events", "balance_commands")
 WORKER_SETTINGS = {"PARTITIONS": "4", "SESSION_TIMEOUT_S": "6", "HEARTBEAT_INTERVAL_S": "1", "COMMIT_INTERVAL_S": "0.5"}
-EOS = {"PROCESSING_GUARANTEE": "exactly_once"}
+EOS = {"PROCESSING_GUARANTEE": "exactly_once", "DEBUG_LOGGERS": "worker.streams.sinks"}
+"""exactly_once, with each transaction's offsets and each claim's in the workers' logs (a lost event's trail)."""
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 BROKER_CONFIG = {"message.max.bytes": str(MAX_MESSAGE_BYTES)}
 BIG_PAYLOAD_BYTES = 5 * 1024 * 1024

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     skip_repartition: bool = False
     """Apply input events already on their customer's partition without the by-customer hop."""
 
+    debug_loggers: str = ""
+    """Comma-separated loggers logged at debug whatever the worker's level, such as `worker.streams.sinks`
+    (each exactly_once transaction's offsets)."""
+
     api_token: SecretStr | None = None
     """Bearer token of the HTTP API's writes; without one, writes are disabled."""
     api_wait_timeout_s: Seconds = 10.0

@@ -2,6 +2,7 @@
 its transactional ids."""
 
 import asyncio
+import logging
 from types import SimpleNamespace
 from typing import Any
 
@@ -11,7 +12,7 @@ from faust.types import TP
 from worker.app import create_app
 from worker.settings import Settings
 from worker.streams import sinks
-from worker.streams.sinks import AckedSink, Batch, SinkStopped, TransactionalSink
+from worker.streams.sinks import AckedSink, Batch, SinkStopped, TransactionalSink, offset_ranges
 
 
 def event(tp: TP, offset: int, generation: int = 0) -> Any:
@@ -158,3 +159,23 @@ async def test_a_producer_that_started_while_the_sink_stopped_is_stopped_and_not
     with pytest.raises(SinkStopped):
         await claim
     assert made.stopped and sink.producers == {}
+
+
+def test_a_transaction_s_trail_names_each_partition_s_first_and_last_offset_and_count() -> None:
+    p0, p1 = TP("by-customer", 0), TP("by-customer", 1)
+    events = [
+        SimpleNamespace(topic=tp.topic, partition=tp.partition, offset=o) for tp, o in ((p0, 4), (p1, 9), (p0, 6))
+    ]
+    assert offset_ranges(events) == {"by-customer[0]": [4, 6, 2], "by-customer[1]": [9, 9, 1]}
+
+
+def test_the_loggers_named_log_at_debug_whatever_the_worker_s_level() -> None:
+    names = ("worker.streams.sinks", "worker.streams.fetch")
+    before = {name: logging.getLogger(name).level for name in names}
+    try:
+        create_app(Settings(kafka_bootstrap_servers="127.0.0.1:1", debug_loggers=" worker.streams.sinks,,"))
+        assert logging.getLogger("worker.streams.sinks").level == logging.DEBUG
+        assert logging.getLogger("worker.streams.fetch").level == before["worker.streams.fetch"]
+    finally:
+        for name, level in before.items():
+            logging.getLogger(name).setLevel(level)

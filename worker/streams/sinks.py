@@ -266,6 +266,11 @@ class TransactionalSink:
             for tp in claimed:
                 found = committed.get(tp)
                 self.next_offsets[tp] = max(0, found.offset) if found is not None else 0
+            log.debug(
+                "claimed %s from %s",
+                sorted(self.owners[tp] for tp in claimed),
+                {f"{tp.topic}[{tp.partition}]": self.next_offsets[tp] for tp in claimed},
+            )
 
         await asyncio.gather(*(start(tid) for tid in set(self.owners.values())))
         if claimed:
@@ -278,6 +283,8 @@ class TransactionalSink:
             tp = message.tp
             offsets[tp] = max(offsets.get(tp, 0), message.offset + 1)
         tid = self.owners[events[0].tp]
+        if log.isEnabledFor(logging.DEBUG):  # the trail a lost or repeated event is traced by
+            log.debug("transaction %s: %s", tid, offset_ranges(events))
 
         async def attempt() -> None:
             try:
@@ -346,6 +353,19 @@ class TransactionalSink:
         self.stopped = True
         for tid in list(self.producers):
             await self._drop(tid)
+
+
+def offset_ranges(events: Events) -> dict[str, list[int]]:
+    """Each partition's offsets in `events`, as `topic[partition]`: [first, last, count]."""
+    ranges: dict[str, list[int]] = {}
+    for message in events:
+        found = ranges.get(name := f"{message.topic}[{message.partition}]")
+        if found is None:
+            ranges[name] = [message.offset, message.offset, 1]
+        else:
+            found[1] = message.offset
+            found[2] += 1
+    return ranges
 
 
 async def start_producer(settings: Settings, transactional_id: str | None = None) -> AIOKafkaProducer:
