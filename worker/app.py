@@ -94,6 +94,7 @@ class LedgerApp(faust.App):
 
     async def on_first_start(self) -> None:
         """Check the broker can do what the settings ask, create the topics, then start as usual."""
+        log_at_debug(self.settings.debug_loggers)
         if self.settings.processing_guarantee == "exactly_once":
             await require_transactions(self.settings.kafka_bootstrap_servers, aiokafka_security(self.settings))
         await create_topics(
@@ -124,10 +125,22 @@ class LedgerApp(faust.App):
             await sink.stop()
 
 
+def log_at_debug(names: str) -> None:
+    """Log the comma-separated loggers `names` at debug, whatever the worker's level (`BALANCE_DEBUG_LOGGERS`).
+
+    The worker's handlers have its level (mode sets them up so): they take every level now, and each
+    logger's own level filters, which is the worker's for every logger not named.
+    """
+    chosen = [name.strip() for name in names.split(",") if name.strip()]
+    for name in chosen:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    if chosen:
+        for handler in logging.root.handlers:
+            handler.setLevel(logging.NOTSET)
+
+
 def create_app(settings: Settings) -> LedgerApp:
     """A Faust app with its topics, the tables and the readers."""
-    for name in filter(None, (name.strip() for name in settings.debug_loggers.split(","))):
-        logging.getLogger(name).setLevel(logging.DEBUG)
     app = LedgerApp(
         settings.app_id,
         broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap_servers.split(",")],

@@ -2,7 +2,6 @@
 its transactional ids."""
 
 import asyncio
-import logging
 from types import SimpleNamespace
 from typing import Any
 
@@ -167,15 +166,3 @@ def test_a_transaction_s_trail_names_each_partition_s_first_and_last_offset_and_
         SimpleNamespace(topic=tp.topic, partition=tp.partition, offset=o) for tp, o in ((p0, 4), (p1, 9), (p0, 6))
     ]
     assert offset_ranges(events) == {"by-customer[0]": [4, 6, 2], "by-customer[1]": [9, 9, 1]}
-
-
-def test_the_loggers_named_log_at_debug_whatever_the_worker_s_level() -> None:
-    names = ("worker.streams.sinks", "worker.streams.fetch")
-    before = {name: logging.getLogger(name).level for name in names}
-    try:
-        create_app(Settings(kafka_bootstrap_servers="127.0.0.1:1", debug_loggers=" worker.streams.sinks,,"))
-        assert logging.getLogger("worker.streams.sinks").level == logging.DEBUG
-        assert logging.getLogger("worker.streams.fetch").level == before["worker.streams.fetch"]
-    finally:
-        for name, level in before.items():
-            logging.getLogger(name).setLevel(level)
