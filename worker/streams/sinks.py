@@ -268,7 +268,7 @@ class TransactionalSink:
                 self.next_offsets[tp] = max(0, found.offset) if found is not None else 0
             log.debug(
                 "claimed %s from %s",
-                sorted(self.owners[tp] for tp in claimed),
+                sorted({self.owners[tp] for tp in claimed}),
                 {f"{tp.topic}[{tp.partition}]": self.next_offsets[tp] for tp in claimed},
             )
 
