@@ -125,16 +125,22 @@ async def test_the_reader_waits_when_too_many_messages_wait_to_commit() -> None:
         await until(lambda: f"handle {WAITING_BATCHES + 1}" in log)
 
 
-async def test_a_commit_that_fails_crashes_the_worker_and_nothing_after_it_is_acked(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def crashes(p: Pipeline, monkeypatch: pytest.MonkeyPatch) -> list[BaseException]:
+    """The reasons the pipeline crashes its app with, recorded instead."""
     crashed: list[BaseException] = []
 
     async def crash(exc: BaseException) -> None:
         crashed.append(exc)
 
+    monkeypatch.setattr(p.app, "crash", crash)
+    return crashed
+
+
+async def test_a_commit_that_fails_crashes_the_worker_and_nothing_after_it_is_acked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     async with running() as (log, sink, inbox, p):
-        monkeypatch.setattr(p.app, "crash", crash)
+        crashed = crashes(p, monkeypatch)
         sink.fail.add(0)
         inbox.put(at(0))
         await until(lambda: "commit [0]" in log)
@@ -151,13 +157,8 @@ async def test_a_commit_that_fails_crashes_the_worker_and_nothing_after_it_is_ac
 async def test_a_commit_ended_by_the_sink_s_stop_crashes_nothing_and_acks_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    crashed: list[BaseException] = []
-
-    async def crash(exc: BaseException) -> None:
-        crashed.append(exc)
-
     async with running() as (log, sink, inbox, p):
-        monkeypatch.setattr(p.app, "crash", crash)
+        crashed = crashes(p, monkeypatch)
         sink.stopped.add(0)
         inbox.put(at(0))
         await until(lambda: "commit [0]" in log)
