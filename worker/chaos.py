@@ -611,7 +611,7 @@ async def churn(run: Run, p: Profile, rng: random.Random) -> Expected:
         await asyncio.sleep(rng.uniform(0.5, 3.0))  # a random moment, on purpose
         stopping = {i: task for i, task in stopping.items() if not task.done()}
         live = [i for i, proc in enumerate(pool) if proc.alive and i not in stopping]
-        idle = [proc for proc in pool if not proc.alive]
+        idle = [proc for i, proc in enumerate(pool) if not proc.alive and i not in stopping]  # stops done
         actions = (["start"] if idle else []) + (["stop", "kill"] if len(live) > 1 else [])
         if not actions:  # two of three workers still stopping
             continue

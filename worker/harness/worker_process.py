@@ -137,16 +137,22 @@ class WorkerProcess:
             raise WorkerExited(f"the worker exited with code {self.proc.returncode}")
 
     def stop(self, timeout: float = 60.0) -> int:
-        """SIGTERM, wait up to `timeout`, then SIGKILL; returns the exit code (always reaps)."""
-        if self.proc is None:
+        """SIGTERM, wait up to `timeout`, then SIGKILL; returns the exit code (always reaps).
+
+        The process is read once: a stop in another thread (the chaos suite stops workers off its event loop)
+        read `self.proc` again after its wait, and once the worker had been started again meanwhile it waited
+        for the new process, which it never signalled (`churn` seed 70 hung there twice).
+        """
+        proc = self.proc
+        if proc is None:
             return 0
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout)
+                proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-        return self.proc.wait()
+                proc.kill()
+        return proc.wait()
 
     def kill(self) -> None:
         """kill -9, and reap."""
