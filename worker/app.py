@@ -8,7 +8,6 @@ import faust
 from faust.types import TP, TopicT
 from faust.types.transports import ConsumerT, TransportT
 from mode.utils.objects import cached_property
-from mode.utils.queues import FlowControlEvent
 
 from worker.kafka_security import aiokafka_security, faust_credentials
 from worker.settings import Settings
@@ -78,7 +77,7 @@ class LedgerApp(faust.App):
         self.task(read)
 
     @cached_property
-    def flow_control(self) -> FlowControlEvent:
+    def flow_control(self) -> KeepQueuedOnResume:
         """Flow control that keeps events already queued for a stream (see `flow_control`)."""
         return KeepQueuedOnResume(loop=self.loop)
 
@@ -111,8 +110,15 @@ class LedgerApp(faust.App):
             )
         await super().on_first_start()
 
+    async def _on_partitions_revoked(self, revoked: set[TP]) -> None:
+        """Hold the flow from now until the next assignment (see `KeepQueuedOnResume`), then revoke as usual."""
+        self.flow_control.held = True
+        await super()._on_partitions_revoked(revoked)
+
     async def _on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
-        """Let the sinks claim the assigned partitions first, then recover and seek as usual."""
+        """Release the flow for this assignment's recovery to resume, let the sinks claim the assigned
+        partitions first, then recover and seek as usual."""
+        self.flow_control.held = False
         if not self.should_stop:
             for sink in self.sinks:
                 await sink.claim(assigned)

@@ -101,6 +101,11 @@ class LedgerConsumer(AckedCommitConsumer):
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return FetchWaitConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    def resume_flow(self) -> None:
+        """Resume the flow, unless the app's flow control is held (between a revocation and an assignment)."""
+        if not getattr(self.app.flow_control, "held", False):
+            super().resume_flow()
+
     async def _drain_messages(self, fetcher: ServiceT) -> None:
         """Fetch until the consumer or the fetcher stops, handing each partition's records on."""
         stopped, fetcher_stopped = self._stopped, cast(Service, fetcher)._stopped
