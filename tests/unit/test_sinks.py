@@ -166,3 +166,25 @@ def test_a_transaction_s_trail_names_each_partition_s_first_and_last_offset_and_
         SimpleNamespace(topic=tp.topic, partition=tp.partition, offset=o) for tp, o in ((p0, 4), (p1, 9), (p0, 6))
     ]
     assert offset_ranges(events) == {"by-customer[0]": [4, 6, 2], "by-customer[1]": [9, 9, 1]}
+
+
+async def test_a_partition_s_events_are_not_taken_until_its_claim_is_done(monkeypatch: pytest.MonkeyPatch) -> None:
+    starting = asyncio.Event()
+
+    async def start_producer(settings: Settings, transactional_id: str | None = None) -> Producer:
+        starting.set()
+        await asyncio.Event().wait()  # the broker has not answered yet
+        return Producer()
+
+    monkeypatch.setattr(sinks, "start_producer", start_producer)
+    sink = ledger_sink()
+    (topic,) = sink.committed_topics
+    p0 = TP(topic, 0)
+    sink.partition_counts = {topic: 8}
+    claim = asyncio.ensure_future(sink.claim({p0}))
+    try:
+        await starting.wait()
+        assert sink.groups([event(p0, 5)]) == {}, "no next offset yet: any offset would pass"
+        assert p0 not in sink.next_offsets
+    finally:
+        claim.cancel()
