@@ -28,6 +28,7 @@ from faust.types import TP, Message
 from mode import Service, ServiceT
 
 from worker.settings import Settings
+from worker.streams.flow_control import KeepQueuedOnResume
 from worker.streams.inbox import Inbox
 from worker.streams.metadata import back_off_failed_updates
 from worker.streams.offsets import AckedCommitConsumer, EndOffsetsConsumerThread
@@ -103,7 +104,7 @@ class LedgerConsumer(AckedCommitConsumer):
 
     def resume_flow(self) -> None:
         """Resume the flow, unless the app's flow control is held (between a revocation and an assignment)."""
-        if not getattr(self.app.flow_control, "held", False):
+        if not cast(KeepQueuedOnResume, self.app.flow_control).held:
             super().resume_flow()
 
     async def _drain_messages(self, fetcher: ServiceT) -> None:
