@@ -11,6 +11,19 @@ from worker import cli
 from worker.streams.sinks import FENCED_EXIT_CODE, Fenced
 
 
+def run_worker(monkeypatch: pytest.MonkeyPatch, app: Any) -> None:
+    """`balance-worker worker` with `app` for the app; the collector is restored after."""
+    monkeypatch.setattr(sys, "argv", ["balance-worker", "worker"])
+    monkeypatch.setattr("worker.app.create_app", lambda settings: app)
+    monkeypatch.setenv("BALANCE_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    before = gc.get_threshold()
+    try:
+        cli.main()
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+
+
 def test_the_worker_runs_with_the_tuned_collector_and_startup_objects_frozen(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: dict[str, Any] = {}
 
@@ -19,15 +32,7 @@ def test_the_worker_runs_with_the_tuned_collector_and_startup_objects_frozen(mon
             seen["thresholds"] = gc.get_threshold()
             seen["frozen"] = gc.get_freeze_count()
 
-    monkeypatch.setattr(sys, "argv", ["balance-worker", "worker"])
-    monkeypatch.setattr("worker.app.create_app", lambda settings: App())
-    monkeypatch.setenv("BALANCE_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
-    before = gc.get_threshold()
-    try:
-        cli.main()
-    finally:
-        gc.set_threshold(*before)
-        gc.unfreeze()
+    run_worker(monkeypatch, App())
     assert seen["thresholds"] == cli.GC_THRESHOLDS
     assert seen["frozen"] > 0
 
@@ -46,14 +51,6 @@ def test_a_worker_that_stopped_because_it_was_fenced_exits_with_code_3(monkeypat
         def main(self) -> None:
             raise Fenced("app-ledger-1-0")  # mode re-raises a crash's reason once the worker has stopped
 
-    monkeypatch.setattr(sys, "argv", ["balance-worker", "worker"])
-    monkeypatch.setattr("worker.app.create_app", lambda settings: App())
-    monkeypatch.setenv("BALANCE_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
-    threshold = gc.get_threshold()
-    try:
-        with pytest.raises(SystemExit) as exited:
-            cli.main()
-    finally:
-        gc.set_threshold(*threshold)
-        gc.unfreeze()
+    with pytest.raises(SystemExit) as exited:
+        run_worker(monkeypatch, App())
     assert exited.value.code == FENCED_EXIT_CODE == 3
