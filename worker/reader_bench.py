@@ -36,11 +36,14 @@ BATCH_BYTES = 1024 * 1024
 
 
 class MemoryInbox:
-    """Yields the prepared batches, then waits; counts the messages acked."""
+    """Yields the prepared batches, then waits; counts the messages acked, and sets `all_acked` once every
+    prepared message is."""
 
     def __init__(self, batches: Sequence[list[Message]]) -> None:
         self.prepared = batches
+        self.count = sum(len(batch) for batch in batches)
         self.acked = 0
+        self.all_acked = asyncio.Event()
 
     async def batches(self, batch_max: int) -> AsyncIterator[list[Message]]:
         """Each prepared batch, then nothing ever again."""
@@ -51,6 +54,8 @@ class MemoryInbox:
     def done(self, messages: Sequence[Message]) -> None:
         """Count the acked messages."""
         self.acked += len(messages)
+        if self.acked >= self.count:
+            self.all_acked.set()
 
 
 class DroppingProducer(AIOKafkaProducer):  # type: ignore[misc]  # aiokafka is untyped
@@ -104,7 +109,7 @@ async def run(events: int, customers: int, batch: int) -> dict[str, Any]:
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)  # as the worker runs (`cli`)
     try:
-        cpu, wall = await read_all(pipeline, inbox, len(messages))
+        cpu, wall = await read_all(pipeline, inbox)
     finally:
         gc.set_threshold(*threshold)
         gc.unfreeze()
@@ -120,19 +125,20 @@ async def run(events: int, customers: int, batch: int) -> dict[str, Any]:
     }
 
 
-async def read_all(pipeline: Pipeline, inbox: MemoryInbox, count: int) -> tuple[float, float]:
-    """Run the reader until `count` messages are acked; its CPU and wall-clock seconds."""
+async def read_all(pipeline: Pipeline, inbox: MemoryInbox) -> tuple[float, float]:
+    """Run the reader until every message is acked; its CPU and wall-clock seconds."""
     started, cpu = time.perf_counter(), time.process_time()
     reader = asyncio.create_task(pipeline.direct(inbox))  # type: ignore[arg-type]  # the reader's part of an Inbox
+    acked = asyncio.create_task(inbox.all_acked.wait())
     try:
-        while inbox.acked < count:
-            if reader.done():
-                reader.result()
-                raise RuntimeError("the reader stopped before every event was acked")
-            await asyncio.sleep(0)
+        await asyncio.wait((reader, acked), return_when=asyncio.FIRST_COMPLETED)
+        if not acked.done():
+            reader.result()
+            raise RuntimeError("the reader stopped before every event was acked")
         return time.process_time() - cpu, time.perf_counter() - started
     finally:
         reader.cancel()
+        acked.cancel()
 
 
 def main(argv: list[str]) -> None:
