@@ -12,7 +12,7 @@ from mode.utils.objects import cached_property
 from worker.kafka_security import aiokafka_security, faust_credentials
 from worker.settings import Settings
 from worker.streams.fetch import LedgerConsumer, LedgerTransport
-from worker.streams.flow_control import KeepQueuedOnResume
+from worker.streams.flow_control import KeepQueuedOnResume, RecoveryReleasesFlow
 from worker.streams.history import History
 from worker.streams.inbox import Inbox
 from worker.streams.pipeline import Pipeline
@@ -111,14 +111,14 @@ class LedgerApp(faust.App):
         await super().on_first_start()
 
     async def _on_partitions_revoked(self, revoked: set[TP]) -> None:
-        """Hold the flow from now until the next assignment (see `KeepQueuedOnResume`), then revoke as usual."""
+        """Hold the flow from now until the next assignment's recovery is signalled (see `KeepQueuedOnResume`),
+        then revoke as usual."""
         self.flow_control.held = True
         await super()._on_partitions_revoked(revoked)
 
     async def _on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
-        """Release the flow for this assignment's recovery to resume, let the sinks claim the assigned
-        partitions first, then recover and seek as usual."""
-        self.flow_control.held = False
+        """Let the sinks claim the assigned partitions first, then recover and seek as usual (which releases the
+        held flow: `RecoveryReleasesFlow`)."""
         if not self.should_stop:
             for sink in self.sinks:
                 await sink.claim(assigned)
@@ -169,6 +169,7 @@ def create_app(settings: Settings) -> LedgerApp:
         web_host=settings.web_host or socket.gethostname(),
         broker_credentials=faust_credentials(settings),
         consumer_auto_offset_reset="earliest",
+        TableManager=RecoveryReleasesFlow,
     )
     topics = build_topics(app, settings)
     app.settings, app.ledger_topics = settings, topics
