@@ -40,8 +40,10 @@ Sent = tuple[Source, bytes | None, bytes | None]
 
 INPUTS = ("invoice_events", "credit_note_events", "checkout_events", "balance_commands")
 WORKER_SETTINGS = {"PARTITIONS": "4", "SESSION_TIMEOUT_S": "6", "HEARTBEAT_INTERVAL_S": "1", "COMMIT_INTERVAL_S": "0.5"}
-EOS = {"PROCESSING_GUARANTEE": "exactly_once", "DEBUG_LOGGERS": "worker.streams.sinks"}
-"""exactly_once, with each transaction's offsets and each claim's in the workers' logs (a lost event's trail)."""
+TRAIL = {"DEBUG_LOGGERS": "worker.streams.sinks,worker.streams.flow_control"}
+"""A lost event's trail in the workers' logs: under exactly_once each claim's and each transaction's offsets,
+and under both guarantees each resume of the flow ignored while it is held."""
+EOS = {"PROCESSING_GUARANTEE": "exactly_once", **TRAIL}
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 BROKER_CONFIG = {"message.max.bytes": str(MAX_MESSAGE_BYTES)}
 BIG_PAYLOAD_BYTES = 5 * 1024 * 1024
@@ -801,9 +803,9 @@ SCENARIOS: dict[str, tuple[Scenario, dict[str, str]]] = {
     "eos-kill9": (exactly_once_kill, EOS),
     "eos-scale": (scale, {"PARTITIONS": "8", **EOS}),
     "direct-scale": (scale, {"PARTITIONS": "8", "SKIP_REPARTITION": "true"}),
-    "churn": (churn, {"PARTITIONS": "8"}),
+    "churn": (churn, {"PARTITIONS": "8", **TRAIL}),
     "eos-churn": (churn, {"PARTITIONS": "8", **EOS}),
-    "direct-churn": (churn, {"PARTITIONS": "8", "SKIP_REPARTITION": "true"}),
+    "direct-churn": (churn, {"PARTITIONS": "8", "SKIP_REPARTITION": "true", **TRAIL}),
     "combined": (combined, {"PARTITIONS": "8"}),
 }
 DEFAULT = [name for name in SCENARIOS if name != "combined"]

@@ -1,6 +1,8 @@
 """Flow stays suspended from a revocation until the next assignment's recovery is signalled: a recovery of the
 last assignment that ends in between resumes nothing (eos-churn seeds 78 and 80)."""
 
+import logging
+
 import faust
 import pytest
 from faust.tables import TableManager
@@ -18,14 +20,18 @@ def app_and_consumer() -> tuple[faust.App, LedgerConsumer]:
     return app, consumer
 
 
-def test_a_held_flow_is_not_resumed_by_the_app_s_flow_control_or_the_consumer() -> None:
+def test_a_held_flow_is_not_resumed_by_the_app_s_flow_control_or_the_consumer(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     app, consumer = app_and_consumer()
     app.flow_control.suspend()
     consumer.stop_flow()
     app.flow_control.held = True
-    app.flow_control.resume()
+    with caplog.at_level(logging.DEBUG, logger="worker.streams.flow_control"):
+        app.flow_control.resume()
     consumer.resume_flow()
     assert not app.flow_control.is_active() and not consumer.flow_active, "a stale recovery's resume"
+    assert "a resume ignored" in caplog.text, "the trail shows the resume it ignored"
     app.flow_control.held = False
     app.flow_control.resume()
     consumer.resume_flow()

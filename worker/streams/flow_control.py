@@ -15,10 +15,13 @@ clears them on revocation too), and stale events of an old generation are
 skipped by Faust's generation check, so nothing else changes.
 """
 
+import logging
 from typing import Any, cast
 
 from faust.tables import TableManager
 from mode.utils.queues import FlowControlEvent
+
+log = logging.getLogger(__name__)
 
 
 class KeepQueuedOnResume(FlowControlEvent):
@@ -37,6 +40,7 @@ class KeepQueuedOnResume(FlowControlEvent):
     def resume(self) -> None:
         """Resume production into queues, unless held; clear them only after a real suspension."""
         if self.held:
+            log.debug("flow held: a resume ignored (a recovery that ended after the last revocation)")
             return
         was_suspended = not self.is_active()
         self._suspend.clear()
