@@ -4,6 +4,7 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer
 from aiokafka.consumer.fetcher import Fetcher
 from aiokafka.structs import ConsumerRecord
 from faust.types import TP, Message
@@ -224,3 +225,31 @@ async def test_lists_whose_put_a_rebalance_interrupts_are_not_recorded_as_read()
     await asyncio.wait_for(drain, timeout=5)
 
     assert consumer._read_offset[tp] is None, "recorded as read, offsets 7 and 8 would be skipped when fetched again"
+
+
+def test_only_the_partitions_a_fetch_was_for_count_as_read_past_their_highwater() -> None:
+    app, consumer, _ = reading()
+    recovery: Any = app.tables.recovery
+    changelog = f"{app.conf.id}-customers-changelog"
+    fetched, other = TP(changelog, 0), TP(changelog, 1)
+    recovery.in_recovery = True
+    recovery.active_tps = {fetched, other}
+    recovery.active_highwaters.update({fetched: 4, other: 4})
+    recovery.active_offsets.update({fetched: 2, other: 2})
+    consumer._position = {fetched: 5, other: 5}.get  # type: ignore[method-assign]
+    consumer._past_markers({fetched})
+    assert dict(recovery.active_offsets) == {fetched: 4, other: 2}, "the other's position may predate its seek"
+    assert recovery.in_recovery
+
+
+async def test_a_partition_s_position_is_read_from_the_consumer_thread_s_aiokafka_consumer() -> None:
+    _, consumer, _ = reading()
+    tp, unassigned = TP("t", 0), TP("t", 1)
+    assert consumer._position(tp) is None, "no aiokafka consumer yet"
+    kafka = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:1")
+    consumer._thread._consumer = kafka
+    kafka.assign([tp])
+    assert consumer._position(tp) is None, "assigned, not sought"
+    kafka._subscription.subscription.assignment.state_value(tp).seek(7)  # what a started consumer's seek does
+    assert consumer._position(tp) == 7 and consumer._position(unassigned) is None
+    await kafka.stop()

@@ -6,7 +6,7 @@ import faust
 import pytest
 from faust.types import TP
 
-from worker.streams.restore import Change, clear_end_on_rebalance, restore
+from worker.streams.restore import Change, clear_end_on_rebalance, restore, skip_trailing_markers
 from worker.streams.tables import CustomerTable
 
 
@@ -100,3 +100,37 @@ async def test_the_end_signal_a_restore_leaves_is_cleared_when_the_next_rebalanc
     assert r.recovery.signal_recovery_end.is_set(), "set for a recovery that may not wait for it yet"
     await r.app.on_partitions_revoked.send({r.tp})
     assert not r.recovery.signal_recovery_end.is_set(), "the next recovery waits for its own end"
+
+
+def test_a_partition_read_past_its_highwater_is_recovered_once_its_records_are_applied() -> None:
+    """exactly_once: the changelog ends with a transaction marker, which no record's offset reaches."""
+    r = Recovering(highwater=4)
+    assert restore(r.app, r.fetch((1, b"a", b"a1"), (2, b"b", b"b2")), {})
+    skip_trailing_markers(r.app, {r.tp: 4}.get)
+    assert r.recovery.in_recovery and r.recovery.active_offsets[r.tp] == 2, "offset 4 is not read yet"
+    skip_trailing_markers(r.app, {}.get)
+    assert r.recovery.in_recovery, "no position known"
+    skip_trailing_markers(r.app, {r.tp: 5}.get)
+    assert r.recovery.active_offsets[r.tp] == 4
+    assert not r.recovery.in_recovery and r.recovery.signal_recovery_end.is_set()
+    assert r.store == {b"a": b"a1", b"b": b"b2"}
+
+
+def test_no_partition_counts_as_read_past_its_highwater_while_records_wait_for_fausts_loop() -> None:
+    r = Recovering(highwater=4)
+    r.app.tables.changelog_queue.put_nowait(object())
+    skip_trailing_markers(r.app, {r.tp: 5}.get)
+    assert r.recovery.in_recovery and r.recovery.active_offsets[r.tp] == -1, "the loop would skip them as seen"
+
+
+def test_the_recovery_ends_only_once_every_active_partition_is_read_past_its_highwater() -> None:
+    r = Recovering(highwater=4)
+    other = TP(r.tp.topic, 6)
+    r.recovery.active_tps = {r.tp, other}
+    r.recovery.tp_to_table[other] = r.table
+    r.recovery.active_highwaters[other] = 9
+    r.recovery.active_offsets[other] = 3
+    skip_trailing_markers(r.app, {r.tp: 5, other: 9}.get)
+    assert r.recovery.active_offsets == {r.tp: 4, other: 3} and r.recovery.in_recovery
+    skip_trailing_markers(r.app, {r.tp: 5, other: 10}.get)
+    assert r.recovery.active_offsets == {r.tp: 4, other: 9} and not r.recovery.in_recovery

@@ -32,7 +32,7 @@ from worker.streams.flow_control import KeepQueuedOnResume
 from worker.streams.inbox import Inbox
 from worker.streams.metadata import back_off_failed_updates
 from worker.streams.offsets import AckedCommitConsumer, EndOffsetsConsumerThread
-from worker.streams.restore import restore
+from worker.streams.restore import restore, skip_trailing_markers
 
 FETCH_TIMEOUT_S = 1.0
 
@@ -113,7 +113,10 @@ class LedgerConsumer(AckedCommitConsumer):
         while not (stopped.is_set() or fetcher_stopped.is_set()):
             records, active = await self._wait_next_records(FETCH_TIMEOUT_S)
             await self.sleep(0)
-            if self.should_stop or not records:
+            if self.should_stop:
+                continue
+            if not records:
+                self._past_markers(active)
                 continue
             if not self.flow_active:
                 await self._seek_back()
@@ -137,6 +140,26 @@ class LedgerConsumer(AckedCommitConsumer):
             for inbox, lists in for_inboxes.items():
                 if self._flowing(generation):
                     await self._put(inbox, lists, generation)
+            self._past_markers(active)
+
+    def _past_markers(self, fetched: set[TP] | None) -> None:
+        """After a fetch of the partitions `fetched` is handed on, count a changelog partition read past its
+        highwater as recovered (`skip_trailing_markers`).
+
+        Only partitions this fetch was for: they were sought and resumed by the recovery, and every record the
+        consumer has returned of them was handed on, so their positions tell what was applied.
+        """
+        if fetched and cast(Any, self.app.tables).recovery.in_recovery:
+            skip_trailing_markers(self.app, lambda tp: self._position(tp) if tp in fetched else None)
+
+    def _position(self, tp: TP) -> int | None:
+        """The consumer's position in `tp` (the offset its next fetch starts from), read from the consumer
+        thread's aiokafka consumer, which changes it only in the fetch this loop makes, or in a seek."""
+        consumer = self._thread._consumer
+        subscription = None if consumer is None else consumer._subscription.subscription
+        assignment = None if subscription is None else subscription.assignment
+        state = None if assignment is None else assignment.state_value(tp)
+        return None if state is None else cast(int | None, state._position)
 
     def _flowing(self, generation: int) -> bool:
         """Whether records fetched in `generation` may still be handed on: flow is active and no rebalance since."""

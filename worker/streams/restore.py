@@ -10,7 +10,9 @@ in-memory store every rebalance and restart reads every changelog whole.
 step: it skips the records at or below the partition's offset seen so far,
 applies the rest to the table's store with the table's own
 `apply_changelog_batch`, moves the offset seen to the last one, and ends the
-recovery, as Faust would, once no partition has records left. Standby
+recovery, as Faust would, once no partition has records left. Between fetches
+`skip_trailing_markers` counts a partition read past its highwater as
+recovered, as Faust's loop does only after 10 s without a record. Standby
 partitions, and any fetch while records handed to Faust's loop are still in
 it, go Faust's way: the records of a partition are then applied in order by
 one of the two, never by both.
@@ -23,7 +25,7 @@ recovery before a record was read, and a worker that took over partitions then
 applied their events to empty states.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, cast
 
 from faust.types import TP, AppT, Message
@@ -58,11 +60,43 @@ def restore(app: AppT, messages: Sequence[Message], handed: Mapping[TP, int]) ->
         recovery.flush_buffers()  # what Faust's loop buffered is older: it goes first
         recovery.tp_to_table[tp].apply_changelog_batch([Change(m.key, m.value, m) for m in fresh])
         recovery.active_offsets[tp] = fresh[-1].offset
-    if not recovery.need_recovery():  # as Faust's loop ends it (`_maybe_signal_recovery_end`)
+    _end_if_done(recovery)
+    return True
+
+
+def skip_trailing_markers(app: AppT, position: Callable[[TP], int | None]) -> None:
+    """Count an active changelog partition as recovered once the consumer has read past its highwater, if what
+    it has read is applied: what is left below the highwater is transaction markers and aborted records.
+
+    Under exactly_once every changelog record is written in a transaction, so a partition ends with a
+    transaction marker, and the offset of its last record stays below the highwater. Faust's loop finds that
+    only once it has waited 5 s twice for a record (`detect_aborted_tx`), with the same test of the position:
+    a rebalance's recovery waited about 5 s for nothing. Called by the fetch loop between fetches, when every
+    record fetched so far is applied (by `restore`) or is Faust's loop's; not while records wait in its queue,
+    which it would then skip as seen.
+    """
+    tables: Any = app.tables
+    recovery = tables.recovery
+    if not recovery.in_recovery or not tables.changelog_queue.empty():
+        return
+    for tp in recovery.active_tps:
+        highwater = recovery.active_highwaters.get(tp)
+        seen = recovery.active_offsets.get(tp)
+        if highwater is None or (seen is not None and seen >= highwater):
+            continue
+        read_to = position(tp)
+        if read_to is not None and read_to > highwater:
+            recovery.active_offsets[tp] = highwater
+    _end_if_done(recovery)
+
+
+def _end_if_done(recovery: Any) -> None:
+    """End the recovery once no active partition has records left, as Faust's loop ends it
+    (`_maybe_signal_recovery_end`)."""
+    if not recovery.need_recovery():
         recovery.flush_buffers()
         recovery._set_recovery_ended()
         recovery.signal_recovery_end.set()
-    return True
 
 
 def clear_end_on_rebalance(app: AppT) -> None:
