@@ -12,7 +12,8 @@ applies the rest to the table's store with the table's own
 `apply_changelog_batch`, moves the offset seen to the last one, and ends the
 recovery, as Faust would, once no partition has records left. Between fetches
 `skip_trailing_markers` counts a partition read past its highwater as
-recovered, as Faust's loop does only after 10 s without a record. Standby
+recovered, which Faust's loop tests only once its wait for a record has timed
+out twice. Standby
 partitions, and any fetch while records handed to Faust's loop are still in
 it, go Faust's way: the records of a partition are then applied in order by
 one of the two, never by both.
