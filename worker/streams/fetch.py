@@ -149,7 +149,7 @@ class LedgerConsumer(AckedCommitConsumer):
         Only partitions this fetch was for: they were sought and resumed by the recovery, and every record the
         consumer has returned of them was handed on, so their positions tell what was applied.
         """
-        if fetched and cast(Any, self.app.tables).recovery.in_recovery:
+        if fetched:
             skip_trailing_markers(self.app, lambda tp: self._position(tp) if tp in fetched else None)
 
     def _position(self, tp: TP) -> int | None:

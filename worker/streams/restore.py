@@ -47,10 +47,9 @@ def restore(app: AppT, messages: Sequence[Message], handed: Mapping[TP, int]) ->
     `handed` is the offset of the last record of each partition given to Faust's loop: until the loop has
     taken it, this partition's records go the same way, after it.
     """
-    tables: Any = app.tables
-    recovery = tables.recovery
+    recovery = _reading(app)
     tp = messages[0].tp
-    if not recovery.in_recovery or tp not in recovery.active_tps or not tables.changelog_queue.empty():
+    if recovery is None or tp not in recovery.active_tps:
         return False
     seen: int | None = recovery.active_offsets.get(tp)
     last_handed = handed.get(tp)
@@ -76,9 +75,8 @@ def skip_trailing_markers(app: AppT, position: Callable[[TP], int | None]) -> No
     the fetch loop between fetches, when every record fetched so far is applied (by `restore`) or is Faust's
     loop's; not while records wait in its queue, which it would then skip as seen.
     """
-    tables: Any = app.tables
-    recovery = tables.recovery
-    if not recovery.in_recovery or not tables.changelog_queue.empty():
+    recovery = _reading(app)
+    if recovery is None:
         return
     for tp in recovery.active_tps:
         highwater = recovery.active_highwaters.get(tp)
@@ -89,6 +87,14 @@ def skip_trailing_markers(app: AppT, position: Callable[[TP], int | None]) -> No
         if read_to is not None and read_to > highwater:
             recovery.active_offsets[tp] = highwater
     _end_if_done(recovery)
+
+
+def _reading(app: AppT) -> Any:
+    """Faust's recovery, while it reads the changelogs with none of their records waiting in its loop's queue
+    (they go first); else None."""
+    tables: Any = app.tables
+    recovery = tables.recovery
+    return recovery if recovery.in_recovery and tables.changelog_queue.empty() else None
 
 
 def _end_if_done(recovery: Any) -> None:
