@@ -23,6 +23,7 @@ FIELDS = {
     "latency_quiet_wait_s",
     "peak_rss_mb",
     "broker",
+    "broker_data",
     "workers",
     "partitions",
     "skip_repartition",
@@ -45,7 +46,7 @@ def test_bench_reports_every_figure_on_tansu() -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert set(report) == FIELDS
-    assert report["events"] == 3000 and report["broker"] == "tansu"
+    assert report["events"] == 3000 and report["broker"] == "tansu" and report["broker_data"] == "memory"
     assert report["worker_events_per_s"] > 0 and report["baseline_events_per_s"] > 0
     assert report["workers"] == 1 and report["customers"] == 300 and report["skip_repartition"] is True
     assert report["cpu_ms_per_event"] > 0 and report["state_bytes_per_customer"] > 0

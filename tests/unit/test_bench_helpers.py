@@ -2,10 +2,13 @@
 offers the latency runs half the worker's rate unless told a rate."""
 
 import gc
+import shutil
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
-from worker.bench import collector_off, offered_rate, parse_args, paused, quiet
+from worker.bench import MEMORY_DIR, collector_off, offered_rate, parse_args, paused, quiet, run_dir
 
 
 async def test_quiet_processes_are_waited_for_one_window() -> None:
@@ -49,3 +52,14 @@ def test_the_driver_times_with_its_cyclic_collector_off_and_turns_it_back_on() -
     with collector_off():
         assert not gc.isenabled()
     assert gc.isenabled()
+
+
+def test_the_run_keeps_its_files_in_memory_unless_told_disk() -> None:
+    assert parse_args([]).broker_data == "memory"
+    memory, disk = run_dir("memory"), run_dir(parse_args(["--broker-data", "disk"]).broker_data)
+    try:
+        assert memory.parent == MEMORY_DIR and memory.is_dir()
+        assert disk.parent == Path(tempfile.gettempdir()) and disk.is_dir()
+    finally:
+        shutil.rmtree(memory)
+        shutil.rmtree(disk)
