@@ -186,7 +186,8 @@ async def raw_pipe(bootstrap: str, source: str, sink: str, count: int | None) ->
 
 
 def predicted(messages: Sequence[Message]) -> Expected:
-    """What the contract predicts for a stream, in its order: the pure core, one state per customer."""
+    """What the contract predicts for a stream, in its order: the pure core, one state per customer (each message
+    its own source, by its index)."""
     return expect([(("bench", 0, i), k, v) for i, (k, v) in enumerate(messages)])
 
 
@@ -455,12 +456,18 @@ broker's CPU per event was about twice its CPU in memory. Tansu keeps its log in
 """
 
 
+MEMORY_MIN_FREE_BYTES = 1 << 30
+"""The room `--broker-data memory` asks of `MEMORY_DIR`: a run of 100,000 events writes a few hundred MB (a
+container's `/dev/shm` is often 64 MB)."""
+
+
 def run_dir(broker_data: str) -> Path:
     """A new directory for the run's files (the broker's data and log, the workers' logs), in memory or on disk."""
     if broker_data == "disk":
         return Path(tempfile.mkdtemp(prefix="balance-bench-"))
-    if not MEMORY_DIR.is_dir():
-        raise SystemExit(f"{MEMORY_DIR} is missing here: run the bench with --broker-data disk")
+    if not MEMORY_DIR.is_dir() or shutil.disk_usage(MEMORY_DIR).free < MEMORY_MIN_FREE_BYTES:
+        room = f"{MEMORY_MIN_FREE_BYTES >> 20} MiB"
+        raise SystemExit(f"{MEMORY_DIR} is missing or has under {room} free: run the bench with --broker-data disk")
     return Path(tempfile.mkdtemp(prefix="balance-bench-", dir=MEMORY_DIR))
 
 

@@ -1,5 +1,5 @@
-"""The bench starts a run once the broker and the workers are quiet, pauses the workers while it writes, and
-offers the latency runs half the worker's rate unless told a rate."""
+"""The bench starts a run once the broker and the workers are quiet, pauses the workers while it writes, offers
+the latency runs half the worker's rate unless told a rate, and keeps its files in memory unless told disk."""
 
 import gc
 import shutil
@@ -8,6 +8,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
+from worker import bench
 from worker.bench import MEMORY_DIR, collector_off, offered_rate, parse_args, paused, quiet, run_dir
 
 
@@ -63,3 +66,9 @@ def test_the_run_keeps_its_files_in_memory_unless_told_disk() -> None:
     finally:
         shutil.rmtree(memory)
         shutil.rmtree(disk)
+
+
+def test_a_memory_dir_without_room_for_a_run_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bench, "MEMORY_MIN_FREE_BYTES", shutil.disk_usage(MEMORY_DIR).total + 1)
+    with pytest.raises(SystemExit, match="--broker-data disk"):
+        run_dir("memory")
