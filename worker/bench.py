@@ -450,7 +450,7 @@ MEMORY_DIR = Path("/dev/shm")
 """A tmpfs, where `--broker-data memory` puts the run's files, Kafka's log among them.
 
 On this machine's disk (ext4 on a VM), Kafka's appends wrote its memory-mapped index pages through page faults
-that waited on the file system: produce requests of the worker's size took 80–300 ms on the broker (its
+that waited on the file system: produce requests of the worker's size took 80–310 ms on the broker (its
 request log's local time) where the same ones took 5–25 ms once the index pages were written, and the
 broker's CPU per event was about twice its CPU in memory. Tansu keeps its log in memory always.
 """
