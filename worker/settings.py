@@ -51,14 +51,15 @@ class Settings(BaseSettings):
     batch_max: Annotated[int, Field(ge=1, le=100_000)] = 1000
     producer_linger_ms: Annotated[float, Field(ge=0, le=1000)] = 5.0
     fetch_max_wait_ms: Annotated[int, Field(ge=0, le=30_000)] = 10
-    """How long the broker may hold a fetch for data while records of other partitions are buffered; bounds the
-    delay aiokafka's one fetch in flight adds."""
+    """How long the broker may hold a fetch for `fetch_min_bytes` of data while the worker is reading (records
+    handed on in the last second, or buffered for a reader); bounds the delay aiokafka's one fetch in flight
+    adds."""
     fetch_idle_wait_ms: Annotated[int, Field(ge=0, le=30_000)] = 250
-    """How long the broker may hold a fetch for data when no records are buffered: the fetch then holds every
+    """How long the broker may hold a fetch for any data while the worker is idle: the fetch then holds every
     partition, and the broker answers as soon as any of them has data."""
-    fetch_min_bytes: Annotated[int, Field(ge=1, le=64 * 1024 * 1024)] = 1
-    """The data a fetch waits for (up to its wait, `fetch_max_wait_ms` or `fetch_idle_wait_ms`): raised, a trickle
-    is read in fewer, larger fetches."""
+    fetch_min_bytes: Annotated[int, Field(ge=1, le=64 * 1024 * 1024)] = 16_384
+    """The data a fetch waits for, within `fetch_max_wait_ms`, while the worker is reading: a moderate load is
+    read in fewer, larger fetches (an idle worker's fetch answers at the first byte)."""
     max_payload_bytes: Annotated[int, Field(ge=1024)] = DEFAULT_MAX_PAYLOAD_BYTES
     dedupe_retention_s: Annotated[int, Field(ge=0)] = DEFAULT_DEDUPE_RETENTION_S
     object_retention_s: Annotated[int, Field(ge=0)] = 0

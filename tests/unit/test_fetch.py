@@ -1,6 +1,7 @@
 """The fetch loop: an inbox topic's fetch goes over as one list, any other topic's message by message."""
 
 import asyncio
+import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -11,7 +12,7 @@ from faust.types import TP, Message
 
 from worker.app import LedgerApp, create_app
 from worker.settings import Settings
-from worker.streams.fetch import LedgerConsumer, StoppingFetcher, wait_when_idle
+from worker.streams.fetch import BUSY_S, LedgerConsumer, StoppingFetcher, wait_when_idle
 from worker.streams.inbox import Inbox
 
 SETTINGS = Settings(
@@ -62,6 +63,7 @@ async def test_each_partition_fetch_goes_to_its_inbox_whole_and_other_topics_one
     assert lists == [[(source, 5), (source, 6)]], "one list per partition fetch, the paused partition left out"
     assert [(m.tp, m.offset) for m in delivered] == [(changelog, 0), (changelog, 1)]
     assert consumer._read_offset[source] == 6
+    assert time.monotonic() - consumer.read_at < BUSY_S, "records were handed on: the reading is busy"
 
 
 async def test_a_fetch_of_several_partitions_reaches_the_reader_as_one_batch() -> None:
@@ -137,15 +139,35 @@ def fetcher() -> Any:
     return f
 
 
-def test_a_fetch_sent_with_nothing_buffered_waits_longer_than_one_sent_while_records_wait() -> None:
+def test_a_busy_fetch_waits_for_data_briefly_and_an_idle_one_for_any_data_longer() -> None:
     a, b = TP("t", 0), TP("t", 1)
     f = fetcher()
-    wait_when_idle(f, busy_ms=10, idle_ms=250)
+    busy = False
+    wait_when_idle(f, busy_ms=10, idle_ms=250, min_bytes=4096, busy=lambda buffered: busy or a in buffered)
     ((_, idle),), *_ = f._get_actions_per_node(Assignment(a, b))
-    assert idle._max_wait_ms == 250 and sorted(p for _, ps in idle.topics for p, _, _ in ps) == [0, 1]
+    assert (idle._max_wait_ms, idle._min_bytes) == (250, 1)
+    assert sorted(p for _, ps in idle.topics for p, _, _ in ps) == [0, 1]
     f._records[a] = Buffered()
-    ((_, busy),), *_ = f._get_actions_per_node(Assignment(a, b))
-    assert busy._max_wait_ms == 10 and [p for _, ps in busy.topics for p, _, _ in ps] == [1], "a is buffered"
+    ((_, buffered),), *_ = f._get_actions_per_node(Assignment(a, b))
+    assert (buffered._max_wait_ms, buffered._min_bytes) == (10, 4096)
+    assert [p for _, ps in buffered.topics for p, _, _ in ps] == [1], "a is buffered"
+    del f._records[a]
+    busy = True
+    ((_, reading),), *_ = f._get_actions_per_node(Assignment(a, b))
+    assert (reading._max_wait_ms, reading._min_bytes) == (10, 4096)
+
+
+def test_the_reading_is_busy_for_a_while_after_records_and_while_an_inbox_has_records_buffered() -> None:
+    app, consumer, _ = reading()
+    source = TP(app.ledger_topics.sources.topics[0], 0)
+    changelog = TP(f"{app.conf.id}-customers-changelog", 0)
+    assert not consumer.busy([])
+    assert not consumer.busy([changelog]), "a changelog's last records stay buffered after its recovery"
+    assert consumer.busy([source])
+    consumer.read_at = time.monotonic()
+    assert consumer.busy([])
+    consumer.read_at = time.monotonic() - BUSY_S - 0.1
+    assert not consumer.busy([changelog])
 
 
 async def test_a_suspension_stops_a_changelog_fetch_between_or_within_deliveries() -> None:

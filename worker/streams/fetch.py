@@ -18,7 +18,8 @@ nothing here reads; neither is recorded.
 """
 
 import asyncio
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, cast
 
 from aiokafka.consumer.fetcher import Fetcher
@@ -36,19 +37,24 @@ from worker.streams.restore import restore, skip_trailing_markers
 
 FETCH_TIMEOUT_S = 1.0
 
+BUSY_S = 1.0
+"""How long after records were last handed on a fetch still waits for `fetch_min_bytes` of data (see
+`wait_when_idle`)."""
+
 
 class FetchWaitConsumerThread(EndOffsetsConsumerThread):
-    """The consumer thread, with the broker's wait for data set by the consumer's `fetch_max_wait_ms` and
-    `fetch_idle_wait_ms` (and its wait for `fetch_min_bytes` of data, which is aiokafka's `fetch_min_bytes`), and
-    a backoff after a failed metadata update (`back_off_failed_updates`).
+    """The consumer thread, with the broker's wait for data set by the consumer's `fetch_max_wait_ms`,
+    `fetch_min_bytes` and `fetch_idle_wait_ms`, and a backoff after a failed metadata update
+    (`back_off_failed_updates`).
 
     aiokafka keeps one fetch in flight per broker, for the partitions with nothing buffered. When every busy
     partition is still buffered, that fetch holds only idle ones and waits the whole wait (Faust sets 1,500 ms)
     while new events queue on the busy ones. Measured at 4,000 events/s: events reached the worker up to 1.9 s
-    after they were produced. So a fetch sent while records are buffered waits `fetch_max_wait_ms` (10 ms).
-    A fetch sent with nothing buffered holds every partition, and the broker answers it as soon as any has
-    data, so it may wait longer: at 10 ms an idle worker took 11% of a core polling, at 250 ms 1% (see
-    `wait_when_idle`).
+    after they were produced. So while the worker is reading, a fetch waits `fetch_max_wait_ms` (10 ms), for
+    `fetch_min_bytes` of data: answered at its first record, each fetch at 2,000–4,000 events/s held a few
+    events, and the worker took 0.6–0.7 of a core reading them, about twice what it takes in fetches of 16 KiB.
+    An idle worker's fetch holds every partition, and the broker answers it as soon as any has data, so it may
+    wait longer: at 10 ms an idle worker took 8–11% of a core polling, at 250 ms 1% (see `wait_when_idle`).
     """
 
     def _create_worker_consumer(self, transport: Any) -> Any:
@@ -63,20 +69,26 @@ class FetchWaitConsumerThread(EndOffsetsConsumerThread):
         """Start the consumer, then give its fetcher the longer wait when nothing is buffered."""
         await super().on_start()
         ledger = cast(LedgerConsumer, self.consumer)
-        wait_when_idle(self._ensure_consumer()._fetcher, ledger.fetch_max_wait_ms, ledger.fetch_idle_wait_ms)
+        fetcher = self._ensure_consumer()._fetcher
+        wait_when_idle(
+            fetcher, ledger.fetch_max_wait_ms, ledger.fetch_idle_wait_ms, ledger.fetch_min_bytes, ledger.busy
+        )
 
 
-def wait_when_idle(fetcher: Fetcher, busy_ms: int, idle_ms: int) -> None:
-    """Make each fetch request the fetcher builds ask the broker to wait `idle_ms` for data when it holds no
-    records (the request then holds every fetchable partition), and `busy_ms` otherwise.
+def wait_when_idle(fetcher: Fetcher, busy_ms: int, idle_ms: int, min_bytes: int, busy: Callable[[Any], bool]) -> None:
+    """Make each fetch request the fetcher builds wait by how busy the reading is (`busy`, given the partitions
+    with records buffered): busy, the broker may hold the request `busy_ms` for `min_bytes` of data; idle,
+    `idle_ms` for any data at all (the request then holds every fetchable partition).
 
-    aiokafka reads the wait from `_fetch_max_wait_ms` as it builds the requests (`_get_actions_per_node`), and
-    does so in the consumer thread alone.
+    aiokafka reads the wait and the data from `_fetch_max_wait_ms` and `_fetch_min_bytes` as it builds the
+    requests (`_get_actions_per_node`), and does so in the consumer thread alone.
     """
     build = fetcher._get_actions_per_node
 
     def actions(assignment: Any) -> Any:
-        fetcher._fetch_max_wait_ms = busy_ms if fetcher._records else idle_ms
+        waiting = busy(fetcher._records)
+        fetcher._fetch_max_wait_ms = busy_ms if waiting else idle_ms
+        fetcher._fetch_min_bytes = min_bytes if waiting else 1
         return build(assignment)
 
     fetcher._get_actions_per_node = actions
@@ -98,6 +110,18 @@ class LedgerConsumer(AckedCommitConsumer):
         super().__init__(*args, **kwargs)
         self.handed: dict[TP, int] = {}
         """The offset of the last changelog record of each partition handed to Faust's conductor."""
+        self.read_at = 0.0
+        """When records were last handed on (`time.monotonic`)."""
+
+    def busy(self, buffered: Iterable[TP]) -> bool:
+        """Whether records were handed on in the last `BUSY_S`, or are buffered (`buffered`) for an inbox.
+
+        Called from the consumer thread. Records buffered for a partition that no inbox reads do not count:
+        after a table's recovery its changelog partitions stay assigned, and the last records fetched from them
+        (the worker's own writes) stay buffered for good. Counted, they kept an idle worker polling every
+        `fetch_max_wait_ms`, at 8% of a core.
+        """
+        return time.monotonic() - self.read_at < BUSY_S or any(tp.topic in self.inboxes for tp in buffered)
 
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return FetchWaitConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -121,6 +145,7 @@ class LedgerConsumer(AckedCommitConsumer):
             if not self.flow_active:
                 await self._seek_back()
                 continue
+            self.read_at = time.monotonic()
             generation = self.app.consumer_generation_id
             for_inboxes: dict[Inbox, list[list[Message]]] = {}
             for tp, fetched in records.items():
