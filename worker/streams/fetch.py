@@ -54,7 +54,7 @@ class FetchWaitConsumerThread(EndOffsetsConsumerThread):
     `fetch_min_bytes` of data: answered at its first record, each fetch at 2,000–4,000 events/s held a few
     events, and the worker took 0.6–0.7 of a core reading them, about twice what it takes in fetches of 16 KiB.
     An idle worker's fetch holds every partition, and the broker answers it as soon as any has data, so it may
-    wait longer: at 10 ms an idle worker took 8–11% of a core polling, at 250 ms 1% (see `wait_when_idle`).
+    wait longer: at 10 ms an idle worker took 7–11% of a core polling, at 250 ms 1% (see `wait_when_idle`).
     """
 
     def _create_worker_consumer(self, transport: Any) -> Any:
@@ -66,7 +66,7 @@ class FetchWaitConsumerThread(EndOffsetsConsumerThread):
         return consumer
 
     async def on_start(self) -> None:
-        """Start the consumer, then give its fetcher the longer wait when nothing is buffered."""
+        """Start the consumer, then give its fetcher its waits by how busy the reading is (`wait_when_idle`)."""
         await super().on_start()
         ledger = cast(LedgerConsumer, self.consumer)
         fetcher = self._ensure_consumer()._fetcher
@@ -119,7 +119,7 @@ class LedgerConsumer(AckedCommitConsumer):
         Called from the consumer thread. Records buffered for a partition that no inbox reads do not count:
         after a table's recovery its changelog partitions stay assigned, and the last records fetched from them
         (the worker's own writes) stay buffered for good. Counted, they kept an idle worker polling every
-        `fetch_max_wait_ms`, at 8% of a core.
+        `fetch_max_wait_ms`, at 7–10% of a core.
         """
         return time.monotonic() - self.read_at < BUSY_S or any(tp.topic in self.inboxes for tp in buffered)
 
