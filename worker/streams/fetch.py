@@ -75,7 +75,9 @@ class FetchWaitConsumerThread(EndOffsetsConsumerThread):
         )
 
 
-def wait_when_idle(fetcher: Fetcher, busy_ms: int, idle_ms: int, min_bytes: int, busy: Callable[[Any], bool]) -> None:
+def wait_when_idle(
+    fetcher: Fetcher, busy_ms: int, idle_ms: int, min_bytes: int, busy: Callable[[Iterable[TP]], bool]
+) -> None:
     """Make each fetch request the fetcher builds wait by how busy the reading is (`busy`, given the partitions
     with records buffered): busy, the broker may hold the request `busy_ms` for `min_bytes` of data; idle,
     `idle_ms` for any data at all (the request then holds every fetchable partition).
