@@ -1,5 +1,7 @@
 """`balance-worker bench`: the worker against the raw-client ceiling, in one run on one broker.
 
+0. Warm-up: the raw pipe and a throw-away worker over streams of their own, until the broker's JIT compiler
+   is quiet (`warm_up`); a broker in service has long been warm.
 1. Baseline: a raw aiokafka pipe (consume → `json.loads` → produce) over the same
    prefilled stream; its rate is the ceiling for any Python worker here.
 2. Throughput: the worker on a prefilled realistic mixed stream (every family,
@@ -38,7 +40,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +59,12 @@ from worker.streams.publish import Record, send_batched
 
 TICK_S = 0.002
 """How often the latency run sends the events due."""
+
+WARM_WINDOW_S = 5.0
+"""The length of each fixed-rate window of the broker's warm-up (see `warm_up`)."""
+
+WARM_JIT_CORES = 0.05
+"""The share of a core the broker's JIT compiler may take over a warm-up window for the broker to count as warm."""
 
 QUIET_CORES = 0.4
 """The CPU (in cores) the broker and the workers may use, idle, before a throughput or latency run starts (see
@@ -92,6 +100,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         choices=("memory", "disk"),
         default="memory",
         help="where the run's files and Kafka's log live: memory (/dev/shm, as Tansu keeps its log) or disk",
+    )
+    parser.add_argument(
+        "--warm-up-seconds",
+        type=float,
+        default=90.0,
+        help="at most this long warming the broker up before the measurements (see warm_up); 0: none",
     )
     parser.add_argument("--timeout", type=float, default=600.0)
     return parser.parse_args(argv)
@@ -189,6 +203,13 @@ def predicted(messages: Sequence[Message]) -> Expected:
     """What the contract predicts for a stream, in its order: the pure core, one state per customer (each message
     its own source, by its index)."""
     return expect([(("bench", 0, i), k, v) for i, (k, v) in enumerate(messages)])
+
+
+def renamed(messages: Iterable[Message], tag: str) -> list[Message]:
+    """The stream with new customers (`cus_` → `cu<tag>_`) and event ids (`evt_` → `evt_<tag>`): the oracle
+    starts them from no state, as the worker does."""
+    customer, event = f"cu{tag}_".encode(), f'"evt_{tag}'.encode()
+    return [(k.replace(b"cus_", customer), v.replace(b"cus_", customer).replace(b'"evt_', event)) for k, v in messages]
 
 
 def output_count(messages: Sequence[Message]) -> int:
@@ -313,9 +334,9 @@ async def quiet(
     """Wait until the processes together use under `cores` for a whole `window_s` (`limit_s` at most); return
     the seconds waited.
 
-    After the throughput run, Kafka spends several seconds at about a core of CPU (cleaning and compacting
-    what it wrote): a latency run started at once measured that (medians of 250 ms for two seconds on the
-    2-core machine), not the steady offered load.
+    Before the bench warmed the broker up (`warm_up`), Kafka spent several seconds after the throughput run at
+    about a core of CPU, most of it its JIT compiler's: a latency run started at once measured that (medians of
+    250 ms for two seconds on the 2-core machine), not the steady offered load.
     """
     start = time.monotonic()
     while time.monotonic() - start < limit_s:
@@ -330,7 +351,24 @@ def cpu_seconds(pid: int | None) -> float:
     """User plus system CPU time the process has used so far."""
     if pid is None:
         return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return _stat_cpu(Path(f"/proc/{pid}/stat").read_text())
+
+
+def jit_cpu_seconds(pid: int | None) -> float:
+    """CPU time a JVM's JIT compiler threads (HotSpot's `C1 CompilerThread`s and `C2 ...`) have used so far: 0
+    for any other process, Tansu's among them."""
+    total = 0.0
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat") if pid is not None else ():
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            text = stat.read_text()
+            if "CompilerThre" in text[text.index("(") : text.rindex(")")]:
+                total += _stat_cpu(text)
+    return total
+
+
+def _stat_cpu(text: str) -> float:
+    """User plus system CPU time from a `/proc/.../stat` line."""
+    fields = text.rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -478,6 +516,50 @@ def start_broker(kind: str, workdir: Path) -> BrokerProcess:
     return KafkaBroker(fetch_libs(), workdir / "kafka", config=KAFKA_DEFAULTS).start()
 
 
+async def warm_up(broker: BrokerProcess, settings: dict[str, str], workdir: Path, options: argparse.Namespace) -> float:
+    """Warm the broker up before the measurements; return the seconds it took.
+
+    A JVM compiles the code it runs hot: a fresh Kafka's JIT compiler took 0.4 of a core over the first 12 s
+    at 10,000 events/s, on the two cores the broker shares with the worker and the driver, and the worker's p99
+    was 105–180 ms there against 45–69 ms once it was done. A broker in service has long been warm. So the raw
+    pipe and a throw-away worker (`settings` under names of its own) read a stream of their own in bulk, then
+    the worker reads more at half its rate in windows of `WARM_WINDOW_S`, until the broker's JIT compiler takes
+    under `WARM_JIT_CORES` of a window or `--warm-up-seconds` have passed. Tansu has no JIT: one window.
+    """
+    start = time.monotonic()
+    if options.warm_up_seconds <= 0:
+        return 0.0
+    bootstrap = broker.bootstrap
+    messages = renamed(mixed(options.events, customers=options.customers, seed=3), "w")
+    await create_topics(bootstrap, ["bench.warm.in", "bench.warm.out"], options.partitions)
+    await produce(bootstrap, "bench.warm.in", messages)
+    await raw_pipe(bootstrap, "bench.warm.in", "bench.warm.out", len(messages))
+    names = Names("warm")
+    worker = WorkerProcess(bootstrap, workdir / "warm", {**settings, **names.settings()}, loglevel="info").start()
+    try:
+        await ready([worker], options.timeout)
+        with paused([worker.pid]):
+            await produce(bootstrap, names.topic("invoice_events"), messages)
+            resumed = time.time()
+        outputs = [names.topic(t) for t in ("transactions", "dlq")]
+        wanted = output_count(messages)
+        records_rate = await span_rate(bootstrap, outputs, wanted, options.timeout, since=resumed)
+        rate = offered_rate(options, records_rate * len(messages) / wanted)
+        window = 0
+        while time.monotonic() - start < options.warm_up_seconds:
+            jit, began = jit_cpu_seconds(broker.pid), time.monotonic()
+            stream = renamed(
+                mixed(int(rate * WARM_WINDOW_S), customers=options.customers, seed=4 + window), f"w{window}"
+            )
+            await latency(bootstrap, names.topic("invoice_events"), outputs[0], stream, rate, {})
+            window += 1
+            if jit_cpu_seconds(broker.pid) - jit < WARM_JIT_CORES * (time.monotonic() - began):
+                break
+    finally:
+        worker.stop()
+    return time.monotonic() - start
+
+
 TANSU_GROUP = {"SESSION_TIMEOUT_S": "10", "HEARTBEAT_INTERVAL_S": "1"}
 """The workers' group timeouts on Tansu, which holds each JoinGroup for half the session timeout: short, but
 long enough to outlast the workers' pause while the stream is written (`paused`)."""
@@ -490,11 +572,6 @@ async def run(options: argparse.Namespace, broker: BrokerProcess, workdir: Path)
     # predicted before any run: the pure core takes a second of CPU per 40,000 events, which it took from the
     # workers while they ran
     wanted = output_count(messages)
-    await create_topics(bootstrap, ["bench.raw.in", "bench.raw.out"], options.partitions)
-    await produce(bootstrap, "bench.raw.in", messages)
-    await raw_pipe(bootstrap, "bench.raw.in", "bench.raw.out", len(messages))
-    baseline = await span_rate(bootstrap, ["bench.raw.out"], len(messages), options.timeout)
-
     names = Names("bench")
     settings = {**names.settings(), "PARTITIONS": str(options.partitions)}
     if options.skip_repartition:
@@ -502,6 +579,14 @@ async def run(options: argparse.Namespace, broker: BrokerProcess, workdir: Path)
     if isinstance(broker, TansuBroker):
         settings.update(TANSU_GROUP)
     settings.update(item.split("=", 1) for item in options.set)
+    warmed = await warm_up(broker, settings, workdir, options)
+    jit_before = jit_cpu_seconds(broker.pid)
+
+    await create_topics(bootstrap, ["bench.raw.in", "bench.raw.out"], options.partitions)
+    await produce(bootstrap, "bench.raw.in", messages)
+    await raw_pipe(bootstrap, "bench.raw.in", "bench.raw.out", len(messages))
+    baseline = await span_rate(bootstrap, ["bench.raw.out"], len(messages), options.timeout)
+
     workers = [
         WorkerProcess(bootstrap, workdir / f"worker{i}", settings, loglevel="info").start()
         for i in range(options.workers)
@@ -522,11 +607,7 @@ async def run(options: argparse.Namespace, broker: BrokerProcess, workdir: Path)
         state_bytes = await entry_bytes(bootstrap, names.customers_changelog)
         offered = offered_rate(options, worker_rate)
         count = max(100, int(offered * options.latency_seconds))
-        later = list(mixed(count, customers=options.customers, seed=2, start=1_800_000_000))
-        # new customers and event ids: the oracle starts them from no state, as the worker does
-        later = [
-            (k.replace(b"cus_", b"cul_"), v.replace(b"cus_", b"cul_").replace(b'"evt_', b'"evt_l')) for k, v in later
-        ]
+        later = renamed(mixed(count, customers=options.customers, seed=2, start=1_800_000_000), "l")
         settled = await quiet([broker.pid, *(w.pid for w in workers)])
         lat = await latency(
             bootstrap,
@@ -542,6 +623,7 @@ async def run(options: argparse.Namespace, broker: BrokerProcess, workdir: Path)
             w.stop()
     await quiet([broker.pid])
     base_lat = await pipe_latency(bootstrap, later, offered, options.partitions)
+    jit = jit_cpu_seconds(broker.pid) - jit_before
     quantiles, base_quantiles = percentiles(lat), percentiles(base_lat)
     return {
         "events": len(messages),
@@ -564,6 +646,8 @@ async def run(options: argparse.Namespace, broker: BrokerProcess, workdir: Path)
         "cpu_ms_per_event": round(cpu * 1000 / len(messages), 3),
         "customers": options.customers,
         "state_bytes_per_customer": round(state_bytes),
+        "warm_up_s": round(warmed, 1),
+        "broker_jit_cpu_s": round(jit, 2),
     }
 
 

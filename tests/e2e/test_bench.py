@@ -30,6 +30,8 @@ FIELDS = {
     "cpu_ms_per_event",
     "customers",
     "state_bytes_per_customer",
+    "warm_up_s",
+    "broker_jit_cpu_s",
 }
 
 
@@ -55,3 +57,4 @@ def test_bench_reports_every_figure_on_tansu() -> None:
     assert 0 < report["baseline_p50_ms"] <= report["baseline_p99_ms"]
     assert report["peak_rss_mb"] > 0
     assert 1.0 <= report["latency_quiet_wait_s"] <= 31.0
+    assert report["warm_up_s"] > 0 and report["broker_jit_cpu_s"] == 0.0

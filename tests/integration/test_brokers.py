@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from worker.bench import jit_cpu_seconds
 from worker.brokers.kafka import FETCH_SCRIPT, KAFKA_VERSION, KafkaBroker
 from worker.brokers.process import BrokerProcess, probe
 from worker.brokers.tansu import TansuBroker
@@ -101,6 +102,11 @@ async def _produce(bootstrap: str, topic: str, count: int) -> None:
     async with _producer(bootstrap) as producer:
         for i in range(count):
             await producer.send_and_wait(topic, f"v{i}".encode(), key=f"k{i}".encode())
+
+
+def test_kafkas_jit_compiler_is_seen_and_tansu_has_none(kafka: KafkaBroker, tansu: TansuBroker) -> None:
+    assert jit_cpu_seconds(kafka.pid) > 0
+    assert jit_cpu_seconds(tansu.pid) == 0.0
 
 
 def test_pom_pins_the_same_kafka_version() -> None:

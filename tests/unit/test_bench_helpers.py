@@ -1,7 +1,9 @@
 """The bench starts a run once the broker and the workers are quiet, pauses the workers while it writes, offers
-the latency runs half the worker's rate unless told a rate, and keeps its files in memory unless told disk."""
+the latency runs half the worker's rate unless told a rate, keeps its files in memory unless told disk, and
+warms the broker up on streams of their own."""
 
 import gc
+import os
 import shutil
 import subprocess
 import sys
@@ -11,7 +13,20 @@ from pathlib import Path
 import pytest
 
 from worker import bench
-from worker.bench import MEMORY_DIR, collector_off, offered_rate, parse_args, paused, quiet, run_dir
+from worker.bench import (
+    MEMORY_DIR,
+    collector_off,
+    event_ids,
+    jit_cpu_seconds,
+    offered_rate,
+    output_count,
+    parse_args,
+    paused,
+    quiet,
+    renamed,
+    run_dir,
+)
+from worker.sample import mixed
 
 
 async def test_quiet_processes_are_waited_for_one_window() -> None:
@@ -72,3 +87,23 @@ def test_a_memory_dir_without_room_for_a_run_is_refused(monkeypatch: pytest.Monk
     monkeypatch.setattr(bench, "MEMORY_MIN_FREE_BYTES", shutil.disk_usage(MEMORY_DIR).total + 1)
     with pytest.raises(SystemExit, match="--broker-data disk"):
         run_dir("memory")
+
+
+def test_a_renamed_stream_has_new_customers_and_event_ids_and_the_same_outcomes() -> None:
+    stream = list(mixed(2_000, customers=200, seed=5))
+    warm, window = renamed(stream, "w"), renamed(stream, "w0")
+    assert all(b"cus_" not in k + v for k, v in warm + window)
+    assert {k for k, _ in warm}.isdisjoint(k for k, _ in window)
+    ids = [dict(event_ids(s)).values() for s in (stream, warm, window)]
+    assert set(ids[0]).isdisjoint(ids[1]) and set(ids[1]).isdisjoint(ids[2])
+    assert output_count(warm) == output_count(window) == output_count(stream)
+
+
+def test_only_a_jvm_has_jit_compiler_cpu() -> None:
+    assert jit_cpu_seconds(os.getpid()) == 0.0
+    assert jit_cpu_seconds(None) == 0.0
+
+
+def test_the_warm_up_is_on_unless_told_off() -> None:
+    assert parse_args([]).warm_up_seconds > 0
+    assert parse_args(["--warm-up-seconds", "0"]).warm_up_seconds == 0
