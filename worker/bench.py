@@ -643,7 +643,7 @@ async def run(options: argparse.Namespace, broker: BrokerProcess, workdir: Path)
         "workers": options.workers,
         "partitions": options.partitions,
         "skip_repartition": options.skip_repartition,
-        "cpu_ms_per_event": round(cpu * 1000 / len(messages), 3),
+        "cpu_ms_per_event": round(cpu * 1000 / len(messages), 4),
         "customers": options.customers,
         "state_bytes_per_customer": round(state_bytes),
         "warm_up_s": round(warmed, 1),
