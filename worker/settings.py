@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     fetch_min_bytes: Annotated[int, Field(ge=1, le=64 * 1024 * 1024)] = 16_384
     """The data a fetch waits for, within `fetch_max_wait_ms`, while the worker is reading: a moderate load is
     read in fewer, larger fetches (an idle worker's fetch answers at the first byte)."""
+    consumer_thread: bool = False
+    """Run Faust's Kafka consumer in a thread of its own (Faust's way) rather than on the event loop, where its
+    fetches reach the readers with no thread and no GIL hand-off between (see `fetch.InlineConsumerThread`)."""
     max_payload_bytes: Annotated[int, Field(ge=1024)] = DEFAULT_MAX_PAYLOAD_BYTES
     dedupe_retention_s: Annotated[int, Field(ge=0)] = DEFAULT_DEDUPE_RETENTION_S
     object_retention_s: Annotated[int, Field(ge=0)] = 0

@@ -8,6 +8,7 @@ from typing import get_args
 
 import aiohttp
 import orjson
+import pytest
 
 from tests.integration.conftest import Rig
 from tests.integration.test_api import wait_ready
@@ -224,13 +225,14 @@ async def test_kill_9_mid_stream_loses_nothing_and_applies_nothing_twice(rig: Ri
     print(f"3 × kill -9: {expected_total} transactions, {report.redelivered} identical redeliveries")
 
 
-async def test_state_follows_partitions_to_a_second_worker(rig: Rig) -> None:
-    first = rig.worker(PARTITIONS="8").start()
+@pytest.mark.parametrize("consumer_thread", ["false", "true"], ids=["on-the-event-loop", "in-its-thread"])
+async def test_state_follows_partitions_to_a_second_worker(rig: Rig, consumer_thread: str) -> None:
+    first = rig.worker(PARTITIONS="8", CONSUMER_THREAD=consumer_thread).start()
     topic = rig.topic("invoice_events")
     messages = list(mixed(4000, customers=100, seed=5))
     await rig.producer.send_many(topic, messages[:2000])
     await settle(rig)
-    second = rig.worker(PARTITIONS="8").start()
+    second = rig.worker(PARTITIONS="8", CONSUMER_THREAD=consumer_thread).start()
     async with aiohttp.ClientSession() as http:
         await wait_ready(http, f"http://127.0.0.1:{second.web_port}", second)
     # Every customer already has state: a worker that takes partitions over must recover it first.

@@ -12,7 +12,14 @@ from faust.types import TP, Message
 
 from worker.app import LedgerApp, create_app
 from worker.settings import Settings
-from worker.streams.fetch import BUSY_S, LedgerConsumer, StoppingFetcher, wait_when_idle
+from worker.streams.fetch import (
+    BUSY_S,
+    FetchWaitConsumerThread,
+    InlineConsumerThread,
+    LedgerConsumer,
+    StoppingFetcher,
+    wait_when_idle,
+)
 from worker.streams.inbox import Inbox
 
 SETTINGS = Settings(
@@ -275,3 +282,14 @@ async def test_a_partition_s_position_is_read_from_the_consumer_thread_s_aiokafk
     kafka._subscription.subscription.assignment.state_value(tp).seek(7)  # what a started consumer's seek does
     assert consumer._position(tp) == 7 and consumer._position(unassigned) is None
     await kafka.stop()
+
+
+async def test_the_consumer_runs_on_the_event_loop_unless_told_to_run_in_its_own_thread() -> None:
+    inline = create_app(SETTINGS).consumer._thread
+    assert isinstance(inline, InlineConsumerThread) and inline.thread_loop is inline.loop
+    seen: list[tuple[int, int]] = []
+    await inline.call_thread(lambda a, b: seen.append((a, b)), 1, 2)
+    assert seen == [(1, 2)], "called at once, on this loop"
+
+    threaded = create_app(SETTINGS.model_copy(update={"consumer_thread": True})).consumer._thread
+    assert isinstance(threaded, FetchWaitConsumerThread) and not isinstance(threaded, InlineConsumerThread)
