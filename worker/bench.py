@@ -357,8 +357,10 @@ def cpu_seconds(pid: int | None) -> float:
 def jit_cpu_seconds(pid: int | None) -> float:
     """CPU time a JVM's JIT compiler threads (HotSpot's `C1 CompilerThread`s and `C2 ...`) have used so far: 0
     for any other process, Tansu's among them."""
+    if pid is None:
+        return 0.0
     total = 0.0
-    for stat in Path(f"/proc/{pid}/task").glob("*/stat") if pid is not None else ():
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
         with contextlib.suppress(OSError):  # a thread that ended meanwhile
             text = stat.read_text()
             if "CompilerThre" in text[text.index("(") : text.rindex(")")]:
@@ -516,6 +518,31 @@ def start_broker(kind: str, workdir: Path) -> BrokerProcess:
     return KafkaBroker(fetch_libs(), workdir / "kafka", config=KAFKA_DEFAULTS).start()
 
 
+async def bulk_run(
+    bootstrap: str,
+    names: Names,
+    workers: Sequence[WorkerProcess],
+    messages: Sequence[Message],
+    wanted: int,
+    timeout: float,
+) -> tuple[float, float]:
+    """The workers' events/s over `messages`, which produce `wanted` output records, and the CPU seconds they
+    spent on them.
+
+    The stream is written first, as the raw pipe's is, while the workers are paused: its writer takes no CPU
+    from them. The rate runs from their resumption (a backlog's first outputs wait for a whole batch and its
+    commit) to their last output record.
+    """
+    with paused([w.pid for w in workers]):
+        await produce(bootstrap, names.topic("invoice_events"), messages)
+        cpu_before = sum(cpu_seconds(w.pid) for w in workers)
+        resumed = time.time()
+    outputs = [names.topic(t) for t in ("transactions", "dlq")]
+    records_rate = await span_rate(bootstrap, outputs, wanted, timeout, since=resumed)
+    cpu = sum(cpu_seconds(w.pid) for w in workers) - cpu_before
+    return records_rate * len(messages) / wanted, cpu
+
+
 async def warm_up(broker: BrokerProcess, settings: dict[str, str], workdir: Path, options: argparse.Namespace) -> float:
     """Warm the broker up before the measurements; return the seconds it took.
 
@@ -538,20 +565,15 @@ async def warm_up(broker: BrokerProcess, settings: dict[str, str], workdir: Path
     worker = WorkerProcess(bootstrap, workdir / "warm", {**settings, **names.settings()}, loglevel="info").start()
     try:
         await ready([worker], options.timeout)
-        with paused([worker.pid]):
-            await produce(bootstrap, names.topic("invoice_events"), messages)
-            resumed = time.time()
-        outputs = [names.topic(t) for t in ("transactions", "dlq")]
-        wanted = output_count(messages)
-        records_rate = await span_rate(bootstrap, outputs, wanted, options.timeout, since=resumed)
-        rate = offered_rate(options, records_rate * len(messages) / wanted)
+        bulk, _ = await bulk_run(bootstrap, names, [worker], messages, output_count(messages), options.timeout)
+        rate = offered_rate(options, bulk)
         window = 0
         while time.monotonic() - start < options.warm_up_seconds:
             jit, began = jit_cpu_seconds(broker.pid), time.monotonic()
             stream = renamed(
                 mixed(int(rate * WARM_WINDOW_S), customers=options.customers, seed=4 + window), f"w{window}"
             )
-            await latency(bootstrap, names.topic("invoice_events"), outputs[0], stream, rate, {})
+            await latency(bootstrap, names.topic("invoice_events"), names.topic("transactions"), stream, rate, {})
             window += 1
             if jit_cpu_seconds(broker.pid) - jit < WARM_JIT_CORES * (time.monotonic() - began):
                 break
@@ -594,16 +616,7 @@ async def run(options: argparse.Namespace, broker: BrokerProcess, workdir: Path)
     try:
         await ready(workers, options.timeout)
         await quiet([broker.pid, *(w.pid for w in workers)])
-        # the stream is written first, as the raw pipe's is: its writer takes no CPU from the workers
-        with paused([w.pid for w in workers]):
-            await produce(bootstrap, names.topic("invoice_events"), messages)
-            cpu_before = sum(cpu_seconds(w.pid) for w in workers)
-            resumed = time.time()
-        outputs = [names.topic(t) for t in ("transactions", "dlq")]
-        # from the workers' resumption: a backlog's first outputs wait for a whole batch and its commit
-        worker_records_rate = await span_rate(bootstrap, outputs, wanted, options.timeout, since=resumed)
-        cpu = sum(cpu_seconds(w.pid) for w in workers) - cpu_before
-        worker_rate = worker_records_rate * len(messages) / wanted
+        worker_rate, cpu = await bulk_run(bootstrap, names, workers, messages, wanted, options.timeout)
         state_bytes = await entry_bytes(bootstrap, names.customers_changelog)
         offered = offered_rate(options, worker_rate)
         count = max(100, int(offered * options.latency_seconds))
