@@ -3,7 +3,8 @@
 0. Warm-up: the raw pipe and a throw-away worker over streams of their own, until the broker's JIT compiler
    is quiet (`warm_up`); a broker in service has long been warm.
 1. Baseline: a raw aiokafka pipe (consume → `json.loads` → produce) over the same
-   prefilled stream; its rate is the ceiling for any Python worker here.
+   prefilled stream, in a process of its own as the worker is; its rate is the
+   ceiling for any Python worker here.
 2. Throughput: the worker on a prefilled realistic mixed stream (every family,
    duplicates, unhandled types, bad input, many customers).
 3. Latency: a steady offered load of half the worker's measured rate; each
@@ -21,7 +22,8 @@ With `--workers N` the throughput and latency runs use N worker processes; the
 CPU seconds they spend on the stream, per event, are reported too, and so are
 the mean bytes of one customer's table entry at the end. The run's files,
 Kafka's log among them, are kept in memory unless `--broker-data disk` (see
-`MEMORY_DIR`). Prints one JSON object.
+`MEMORY_DIR`). With `--pin` the workers and the raw pipe run on CPUs of their
+own, apart from the broker and the driver (`Placement`). Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from worker.brokers.process import BrokerProcess
 from worker.brokers.tansu import TansuBroker
 from worker.core.ids import transaction_id
 from worker.harness.oracle import Expected, expect
+from worker.harness.placement import Placement
 from worker.harness.worker_process import READY, Names, WorkerProcess
 from worker.sample import mixed
 from worker.streams.publish import Record, send_batched
@@ -106,6 +109,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         type=float,
         default=90.0,
         help="at most this long warming the broker up before the measurements (see warm_up); 0: none",
+    )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="give the measured processes (the workers, the raw pipe) a CPU of their own, the broker and the "
+        "driver the others (see Placement)",
     )
     parser.add_argument("--timeout", type=float, default=600.0)
     return parser.parse_args(argv)
@@ -441,12 +450,34 @@ def percentiles(samples: Sequence[float]) -> list[float]:
     return statistics.quantiles(samples, n=100) if len(samples) >= 2 else [0.0] * 99
 
 
-async def pipe_latency(bootstrap: str, messages: Sequence[Message], rate: float, partitions: int) -> list[float]:
-    """The latency run through the raw pipe, in a process of its own as the worker is, once the workers stopped."""
+def start_pipe(bootstrap: str, source: str, sink: str, count: int | None, place: Placement) -> subprocess.Popen[bytes]:
+    """The raw pipe (`raw_pipe`) in a process of its own, as the worker is, placed as the workers are."""
+    code = f"import asyncio, worker.bench as b; asyncio.run(b.raw_pipe({bootstrap!r}, {source!r}, {sink!r}, {count!r}))"
+    pipe = subprocess.Popen([sys.executable, "-c", code])
+    place.measured(pipe.pid)
+    return pipe
+
+
+async def pipe_bulk(bootstrap: str, source: str, sink: str, count: int, place: Placement, timeout: float) -> None:
+    """Run the raw pipe over the `count` records written to `source`, until it is done."""
+    pipe = start_pipe(bootstrap, source, sink, count, place)
+    try:
+        code = await asyncio.to_thread(pipe.wait, timeout)
+    finally:
+        if pipe.poll() is None:
+            pipe.kill()
+            pipe.wait()
+    if code != 0:
+        raise RuntimeError(f"the raw pipe exited with code {code}")
+
+
+async def pipe_latency(
+    bootstrap: str, messages: Sequence[Message], rate: float, partitions: int, place: Placement
+) -> list[float]:
+    """The latency run through the raw pipe, once the workers stopped."""
     source, sink = "bench.lat.in", "bench.lat.out"
     await create_topics(bootstrap, [source, sink], partitions)
-    code = f"import asyncio, worker.bench as b; asyncio.run(b.raw_pipe({bootstrap!r}, {source!r}, {sink!r}, None))"
-    pipe = subprocess.Popen([sys.executable, "-c", code])
+    pipe = start_pipe(bootstrap, source, sink, None, place)
     try:
         await pipe_ready(bootstrap, source, sink)
         return await latency(bootstrap, source, sink, messages, rate, dict(event_ids(messages)))
@@ -511,6 +542,13 @@ def run_dir(broker_data: str) -> Path:
     return Path(tempfile.mkdtemp(prefix="balance-bench-", dir=MEMORY_DIR))
 
 
+def start_worker(bootstrap: str, workdir: Path, settings: dict[str, str], place: Placement) -> WorkerProcess:
+    """A worker process, placed as a measured one."""
+    worker = WorkerProcess(bootstrap, workdir, settings, loglevel="info").start()
+    place.measured(worker.pid)
+    return worker
+
+
 def start_broker(kind: str, workdir: Path) -> BrokerProcess:
     """Apache Kafka from the Maven jars (with `KAFKA_DEFAULTS`), or the embedded Tansu."""
     if kind == "tansu":
@@ -543,7 +581,9 @@ async def bulk_run(
     return records_rate * len(messages) / wanted, cpu
 
 
-async def warm_up(broker: BrokerProcess, settings: dict[str, str], workdir: Path, options: argparse.Namespace) -> float:
+async def warm_up(
+    broker: BrokerProcess, settings: dict[str, str], workdir: Path, options: argparse.Namespace, place: Placement
+) -> float:
     """Warm the broker up before the measurements; return the seconds it took.
 
     A JVM compiles the code it runs hot: a fresh Kafka's JIT compiler took 0.4 of a core over the first 12 s
@@ -560,9 +600,9 @@ async def warm_up(broker: BrokerProcess, settings: dict[str, str], workdir: Path
     messages = renamed(mixed(options.events, customers=options.customers, seed=3), "w")
     await create_topics(bootstrap, ["bench.warm.in", "bench.warm.out"], options.partitions)
     await produce(bootstrap, "bench.warm.in", messages)
-    await raw_pipe(bootstrap, "bench.warm.in", "bench.warm.out", len(messages))
+    await pipe_bulk(bootstrap, "bench.warm.in", "bench.warm.out", len(messages), place, options.timeout)
     names = Names("warm")
-    worker = WorkerProcess(bootstrap, workdir / "warm", {**settings, **names.settings()}, loglevel="info").start()
+    worker = start_worker(bootstrap, workdir / "warm", {**settings, **names.settings()}, place)
     try:
         await ready([worker], options.timeout)
         bulk, _ = await bulk_run(bootstrap, names, [worker], messages, output_count(messages), options.timeout)
@@ -601,18 +641,18 @@ async def run(options: argparse.Namespace, broker: BrokerProcess, workdir: Path)
     if isinstance(broker, TansuBroker):
         settings.update(TANSU_GROUP)
     settings.update(item.split("=", 1) for item in options.set)
-    warmed = await warm_up(broker, settings, workdir, options)
+    place = Placement(options.pin)
+    place.rest(broker.pid)
+    place.rest(os.getpid())
+    warmed = await warm_up(broker, settings, workdir, options, place)
     jit_before = jit_cpu_seconds(broker.pid)
 
     await create_topics(bootstrap, ["bench.raw.in", "bench.raw.out"], options.partitions)
     await produce(bootstrap, "bench.raw.in", messages)
-    await raw_pipe(bootstrap, "bench.raw.in", "bench.raw.out", len(messages))
+    await pipe_bulk(bootstrap, "bench.raw.in", "bench.raw.out", len(messages), place, options.timeout)
     baseline = await span_rate(bootstrap, ["bench.raw.out"], len(messages), options.timeout)
 
-    workers = [
-        WorkerProcess(bootstrap, workdir / f"worker{i}", settings, loglevel="info").start()
-        for i in range(options.workers)
-    ]
+    workers = [start_worker(bootstrap, workdir / f"worker{i}", settings, place) for i in range(options.workers)]
     try:
         await ready(workers, options.timeout)
         await quiet([broker.pid, *(w.pid for w in workers)])
@@ -635,7 +675,7 @@ async def run(options: argparse.Namespace, broker: BrokerProcess, workdir: Path)
         for w in workers:
             w.stop()
     await quiet([broker.pid])
-    base_lat = await pipe_latency(bootstrap, later, offered, options.partitions)
+    base_lat = await pipe_latency(bootstrap, later, offered, options.partitions, place)
     jit = jit_cpu_seconds(broker.pid) - jit_before
     quantiles, base_quantiles = percentiles(lat), percentiles(base_lat)
     return {
@@ -661,6 +701,7 @@ async def run(options: argparse.Namespace, broker: BrokerProcess, workdir: Path)
         "state_bytes_per_customer": round(state_bytes),
         "warm_up_s": round(warmed, 1),
         "broker_jit_cpu_s": round(jit, 2),
+        "pinned": options.pin,
     }
 
 

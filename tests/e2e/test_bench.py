@@ -1,4 +1,4 @@
-"""A smoke test of `balance-worker bench` on the embedded broker: it runs and reports every field.
+"""A smoke test of `balance-worker bench` on the embedded broker, pinned: it runs and reports every field.
 
 No timing is asserted: figures on a shared machine are for the notes, not for tests.
 """
@@ -32,12 +32,13 @@ FIELDS = {
     "state_bytes_per_customer",
     "warm_up_s",
     "broker_jit_cpu_s",
+    "pinned",
 }
 
 
 def test_bench_reports_every_figure_on_tansu() -> None:
     argv = ["bench", "--broker", "tansu", "--events", "3000", "--customers", "300", "--latency-seconds", "1"]
-    argv.append("--skip-repartition")
+    argv += ["--skip-repartition", "--pin"]
     done = subprocess.run(
         [sys.executable, "-c", "from worker.cli import main; main()", *argv],
         capture_output=True,
@@ -58,3 +59,4 @@ def test_bench_reports_every_figure_on_tansu() -> None:
     assert report["peak_rss_mb"] > 0
     assert 1.0 <= report["latency_quiet_wait_s"] <= 31.0
     assert report["warm_up_s"] > 0 and report["broker_jit_cpu_s"] == 0.0
+    assert report["pinned"] is True
