@@ -66,6 +66,12 @@ def test_unpinned_nothing_moves(threaded: subprocess.Popen[str]) -> None:
     assert cpus_of_threads(threaded.pid) == before
 
 
+def test_an_exited_process_has_nothing_to_pin() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    pin(proc.pid, os.sched_getaffinity(0))  # reaped: no /proc entry, no error
+
+
 def test_pinning_needs_two_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
     with pytest.raises(SystemExit, match="two CPUs"):

@@ -10,11 +10,16 @@ PIN_PASSES = 3
 def pin(pid: int, cpus: set[int]) -> None:
     """Let every thread of the process run only on `cpus`; a thread started later inherits its starter's CPUs.
 
-    Passes over the threads until one finds all of them pinned: a thread may start during a pass.
+    Passes over the threads until one finds all of them pinned: a thread may start during a pass. A process
+    that has exited has nothing to pin: what waits for it sees its exit.
     """
     for _ in range(PIN_PASSES):
         moved = False
-        for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except FileNotFoundError:
+            return
+        for task in tasks:
             with contextlib.suppress(ProcessLookupError):  # the thread ended meanwhile
                 if os.sched_getaffinity(int(task)) != cpus:
                     os.sched_setaffinity(int(task), cpus)
