@@ -627,8 +627,8 @@ TANSU_GROUP = {"SESSION_TIMEOUT_S": "10", "HEARTBEAT_INTERVAL_S": "1"}
 long enough to outlast the workers' pause while the stream is written (`paused`)."""
 
 
-async def run(options: argparse.Namespace, broker: BrokerProcess, workdir: Path) -> dict[str, Any]:
-    """The three measurements; returns the report."""
+async def run(options: argparse.Namespace, broker: BrokerProcess, workdir: Path, place: Placement) -> dict[str, Any]:
+    """The three measurements, with the processes where `place` puts them; returns the report."""
     bootstrap = broker.bootstrap
     messages = list(mixed(options.events, customers=options.customers, seed=1))
     # predicted before any run: the pure core takes a second of CPU per 40,000 events, which it took from the
@@ -641,7 +641,6 @@ async def run(options: argparse.Namespace, broker: BrokerProcess, workdir: Path)
     if isinstance(broker, TansuBroker):
         settings.update(TANSU_GROUP)
     settings.update(item.split("=", 1) for item in options.set)
-    place = Placement(options.pin)
     place.rest(broker.pid)
     place.rest(os.getpid())
     warmed = await warm_up(broker, settings, workdir, options, place)
@@ -708,10 +707,11 @@ async def run(options: argparse.Namespace, broker: BrokerProcess, workdir: Path)
 def main(argv: list[str]) -> None:
     """`balance-worker bench [--broker kafka|tansu] [--events N] ...`: print the report as JSON."""
     options = parse_args(argv)
+    place = Placement(options.pin)  # refuses --pin on one CPU before a broker starts
     workdir = run_dir(options.broker_data)
     broker = start_broker(options.broker, workdir)
     try:
-        report = asyncio.run(run(options, broker, workdir))
+        report = asyncio.run(run(options, broker, workdir, place))
     except BaseException:
         print(f"the broker's and the workers' logs are kept in {workdir}", file=sys.stderr)
         raise
